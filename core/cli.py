@@ -1,0 +1,259 @@
+"""The ``gantk`` command line.
+
+    gantk list-plugins [--json]              every installed component, broken plugins included
+    gantk show NAME                          a component's options, types, defaults
+    gantk check STACK.toml [--set k=v]       validate and print the resolved stack
+    gantk train STACK.toml --out RUN_DIR     train (resumes when RUN_DIR has checkpoints)
+    gantk sample RUN_DIR --n 64 --out grid.png [--with advlat_z] [--with-set advlat_z.steps=50]
+    gantk eval RUN_DIR / gantk plot RUN_DIR  see docs/metrics.md
+
+Errors are one paragraph naming the place and the fix, exit status 2 (3 for a stopped run);
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import GantkError, SpecError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _manager(args: argparse.Namespace):
+    from .plugins import _env_list, get_plugin_manager
+
+    disabled = _env_list("GANTK_DISABLE_PLUGINS")
+    for item in getattr(args, "plugin_opts", None) or []:
+        if not item.startswith("no:"):
+            raise SpecError(f"cannot read -p {item!r}", where="-p",
+                            fix="write -p no:NAME to disable the plugin NAME.")
+        disabled.append(item[3:])
+    return get_plugin_manager(disabled=disabled, strict=getattr(args, "strict", False) or None)
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_list_plugins(args: argparse.Namespace) -> int:
+    rows = _manager(args).describe()
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    table = Table(title="gantk plugins", show_lines=False)
+    for col in ("name", "kind", "plugin", "version", "paper", "summary"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        status = r.get("status", "ok")
+        style = {"broken": "red", "not installed": "yellow"}.get(status)
+        summary = r["summary"] if status == "ok" else f"[{status}] {r['summary']}"
+        cells = (r["name"], r["kind"], r["plugin"], r["version"], r.get("paper", ""), summary)
+        table.add_row(*(escape(str(c)) for c in cells), style=style)
+    console.print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    registry = _manager(args).registry
+    if args.name in registry.aliases:
+        alias = registry.aliases[args.name]
+        console.print(f"[bold]{alias.name}[/]: alias for {' + '.join(alias.expands)}")
+        return 0
+    entry = registry.entries.get(args.name)
+    if entry is None:
+        registry.get(args.name, tuple(sorted({e.kind for e in registry.entries.values()})),
+                     where="show")
+    table = Table(title=f"{entry.kind} {entry.name!r} ({entry.distribution} {entry.version})")
+    for col in ("option", "type", "default", "description"):
+        table.add_column(col, overflow="fold")
+    for fname, field in entry.params.model_fields.items():
+        default = entry.defaults.get(fname, field.default if not field.is_required() else "(required)")
+        ann = getattr(field.annotation, "__name__", str(field.annotation))
+        table.add_row(fname, ann.replace("typing.", ""), repr(default), field.description or "")
+    if entry.title or entry.paper:
+        console.print(f"[bold]{entry.title or entry.name}[/] — {entry.paper}")
+    console.print(entry.summary)
+    if entry.needs:
+        console.print(f"needs: {', '.join(sorted(entry.needs))}")
+    console.print(table)
+    return 0
+
+
+def _load_pipeline_spec(args: argparse.Namespace):
+    from . import build
+    from .spec import parse_spec
+
+    spec = parse_spec(args.stack, args.set)
+    res = build.resolve(spec, _manager(args).registry)
+    build.check_static(res)
+    return res
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+    from .runs import spec_to_toml
+
+    res = _load_pipeline_spec(args)
+    pipe = Pipeline(res.spec, manager=_manager(args), device="cpu")  # build = full validation
+    if args.json:
+        print(json.dumps(res.spec.to_dict(), indent=2, sort_keys=True))
+        return 0
+    console.print(f"[green]ok[/]: {res.spec.shorthand}")
+    n_g = sum(p.numel() for p in pipe.backbone.generator.parameters())
+    n_d = sum(p.numel() for p in pipe.backbone.d_parameters())
+    console.print(f"G: {n_g:,} parameters, D: {n_d:,} parameters, "
+                  f"components: {[c.entry_name + ':' + type(c).__name__ for c in pipe.components]}")
+    console.print(spec_to_toml(res.spec.to_dict()), highlight=False, markup=False)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.device:
+        overrides.append(f'train.device="{args.device}"')
+    pipe = Pipeline.from_spec(args.stack, overrides, manager=_manager(args))
+    out = Path(args.out)
+    err_console.print(f"training {pipe.spec.shorthand} on {pipe.device} -> {out}")
+    logs = pipe.train(out=out, progress=not args.no_progress)
+    summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "it_per_s")
+    console.print(f"[green]done[/]: step {pipe.step}  {summary}")
+    console.print(f"run directory: {out}  (samples/, checkpoints/, metrics.jsonl, spec.toml)",
+                  markup=False)
+    return 0
+
+
+def _parse_with(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from .spec import _parse_value
+
+    items: list[dict[str, Any]] = [{"name": n} for n in args.with_ or []]
+    for setting in args.with_set or []:
+        key, sep, value = setting.partition("=")
+        name, dot, option = key.partition(".")
+        if not sep or not dot:
+            raise SpecError(f"cannot read {setting!r}", where="--with-set",
+                            fix="write --with-set NAME.option=value, e.g. advlat_z.steps=50.")
+        target = next((i for i in items if i["name"] == name), None)
+        if target is None:
+            raise SpecError(f"{name!r} is not given with --with", where="--with-set",
+                            fix=f"add --with {name}.")
+        target[option] = _parse_value(value)
+    return items
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipeline import Pipeline
+    from .viz import save_samples, save_tensor_file
+
+    pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=_manager(args))
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npz", ".pt"):
+        raise SpecError(f"unknown output type {out.suffix!r}", where="--out",
+                        fix="end the file name in .png (grid or scatter), .npz or .pt.")
+    torch.manual_seed(args.seed)
+    x, z, y = pipe.sample(args.n, with_=_parse_with(args), return_latents=True)
+    if out.suffix == ".png":
+        real = pipe.real_data()[0][:5000] if pipe.data_info.kind == "points" else None
+        save_samples(x, out, info=pipe.data_info, real=real,
+                     title=f"{pipe.spec.shorthand} step {pipe.step}"
+                           + (f" with {', '.join(args.with_)}" if args.with_ else ""))
+    else:
+        save_tensor_file(x, out, y=y, z=z)
+    console.print(f"wrote {args.n} samples (step {pipe.step}) to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument("--strict", action="store_true",
+                        help="fail on a broken plugin (also GANTK_STRICT=1)")
+    common.add_argument("-p", dest="plugin_opts", action="append", metavar="no:NAME",
+                        help="disable a plugin by entry-point name (also GANTK_DISABLE_PLUGINS)")
+    stack = argparse.ArgumentParser(add_help=False)
+    stack.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a spec value, e.g. --set train.steps=500 (repeatable)")
+
+    parser = argparse.ArgumentParser(prog="gantk", parents=[common],
+                                     description="Stack latent-space GAN methods onto any backbone.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list-plugins", parents=[common], help="list installed components")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_list_plugins)
+
+    p = sub.add_parser("show", parents=[common], help="show a component's options")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("check", parents=[common, stack], help="validate a stack file")
+    p.add_argument("stack", help="STACK.toml")
+    p.add_argument("--json", action="store_true", help="print the resolved stack as JSON")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("train", parents=[common, stack], help="train a stack (resumes RUN_DIR)")
+    p.add_argument("stack", help="STACK.toml")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--steps", type=int, help="same as --set train.steps=N")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the spec's train.device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", parents=[common], help="sample from a trained run")
+    p.add_argument("run", help="RUN_DIR or a checkpoint file")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--out", required=True, help="grid.png, samples.npz or samples.pt")
+    p.add_argument("--with", dest="with_", action="append", metavar="NAME",
+                   help="add a post-training transform, e.g. --with advlat_z (repeatable)")
+    p.add_argument("--with-set", action="append", metavar="NAME.KEY=VALUE",
+                   help="an option of a --with transform, e.g. advlat_z.steps=50")
+    p.add_argument("--step", type=int, help="use the checkpoint of this step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, ...")
+    p.set_defaults(func=cmd_sample)
+
+    try:
+        from . import cli_eval
+    except ImportError:  # pragma: no cover - evaluation module not installed
+        cli_eval = None
+    if cli_eval is not None:
+        cli_eval.add_commands(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GantkError as exc:
+        if args.debug:
+            raise
+        from rich.text import Text
+
+        err_console.print(Text.assemble(("error", "bold red"),
+                                        f" ({type(exc).__name__}): {exc.paragraph()}"),
+                          highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted; the last checkpoint in the run directory is intact.")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

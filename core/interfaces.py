@@ -1,0 +1,305 @@
+"""The four interfaces every plugin builds on: Backbone, Loss, LatentTransform, Regularizer.
+
+A training step is a small algebra (draw latents, transform them, generate, score, add terms, step
+optimisers). Each paper's method touches it in one of four places; the trainer owns the order.
+
+Conventions shared by every component:
+
+* constructors are keyword-only and take the component's validated ``Params`` model;
+* parameters that a component wants trained by the *discriminator's* optimiser are returned by
+  ``d_parameters()``, by the *generator's* optimiser by ``g_parameters()``, and a component with an
+  objective of its own returns ``aux_parameters()`` and ``aux_terms(ctx)``: the trainer gives it a
+  separate optimiser and steps it after the G update;
+* training-time state that must survive a checkpoint (counters, running means) lives in buffers,
+  so that a resumed run equals an uninterrupted one; a component never stores the backbone's
+  modules as submodules (reach them through the step context instead);
+* loss terms are returned already weighted, as ``{"name": scalar tensor}``; the trainer sums and
+  logs them as ``<component>/<name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+# ----------------------------------------------------------------------------------------------
+# Data description (what a data set provides before it is loaded)
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a data set will deliver, known without loading it."""
+
+    shape: tuple[int, ...]  # one sample: (C, H, W) for images, (2,) for 2-D points
+    num_classes: int | None = None  # None: unlabelled
+    kind: str = "image"  # "image" or "points"
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    modes: Tensor | None = None  # mode centres for mixture data (points), for plots and metrics
+    mode_std: float | None = None
+
+    @property
+    def labelled(self) -> bool:
+        return self.num_classes is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# Backbone
+
+
+class Discriminator(nn.Module):
+    """D split in two so that methods can attach heads to its features.
+
+    ``features(x, y)`` returns ``h`` of shape ``(B, feature_dim)``; ``head(h, y)`` returns logits of
+    shape ``(B,)``. ``forward`` is ``head(features(x, y), y)``.
+    """
+
+    feature_dim: int
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def head(self, h: Tensor, y: Tensor | None = None) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.head(self.features(x, y), y)
+
+
+class Backbone(nn.Module):
+    """One family's generator and discriminator.
+
+    Subclasses set ``generator`` (``G(z, y=None) -> x``) and ``discriminator`` (a
+    :class:`Discriminator`, or ``None`` for a backbone without one, such as an autoencoder), and
+    fill the attributes below. ``provides`` lists capabilities that methods may ask for in
+    ``registry.toml``'s ``needs``: ``"discriminator"``, ``"d_features"``, ``"encoder"``,
+    ``"labels"`` (class-conditional nets).
+    """
+
+    latent_dim: int
+    num_classes: int | None = None
+    image_shape: tuple[int, ...]
+    prior: str = "normal"  # "normal" or "uniform" (on [-1, 1])
+    generator: nn.Module
+    discriminator: Discriminator | None
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def feature_dim(self) -> int:
+        if self.discriminator is None:
+            raise AttributeError(f"{type(self).__name__} has no discriminator")
+        return self.discriminator.feature_dim
+
+    @property
+    def provides(self) -> frozenset[str]:
+        caps = {"encoder"}
+        if self.discriminator is not None:
+            caps |= {"discriminator", "d_features"}
+        if self.num_classes:
+            caps.add("labels")
+        return frozenset(caps)
+
+    def sample_latent(self, n: int, *, device: torch.device | str | None = None) -> Tensor:
+        """Draw ``n`` latents from the prior (uses the global torch RNG, which checkpoints save)."""
+
+        device = device or next(self.parameters()).device
+        if self.prior == "uniform":
+            return torch.rand(n, self.latent_dim, device=device) * 2 - 1
+        return torch.randn(n, self.latent_dim, device=device)
+
+    def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.generator(z, y)
+
+    def make_encoder(self, out_dim: int, **kwargs: Any) -> nn.Module:
+        """A D-family network ``x -> R^out_dim`` (for reversers and ACL's encoder)."""
+
+        raise NotImplementedError(f"{type(self).__name__} cannot build an encoder")
+
+    def g_parameters(self) -> Iterable[nn.Parameter]:
+        return self.generator.parameters()
+
+    def d_parameters(self) -> Iterable[nn.Parameter]:
+        return [] if self.discriminator is None else self.discriminator.parameters()
+
+    def optimizer_overrides(self) -> dict[str, dict[str, Any]]:
+        """Per-network optimiser settings that the backbone insists on, e.g. StyleGAN2's lazy
+        regularisation rescaling: ``{"g": {"lr": ..., "betas": ...}, "d": {...}}``. Empty by default."""
+
+        return {}
+
+    def g_param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Parameter groups for G's optimiser (StyleGAN2 uses this for the mapping lr multiplier)."""
+
+        return [{"params": list(self.g_parameters()), "lr": lr}]
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss
+
+
+class Loss:
+    """An adversarial objective on logits. Both methods return scalar tensors (lower is better)."""
+
+    name: ClassVar[str] = "loss"
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------------------------
+# Components that join a step
+
+
+class Component(nn.Module):
+    """Shared base of LatentTransform and Regularizer (also usable alone for event-only parts)."""
+
+    #: the stack entry this component came from (set by the pipeline), used to prefix log keys
+    entry_name: str = ""
+
+    def d_parameters(self) -> Iterable[nn.Parameter]:
+        return []
+
+    def g_parameters(self) -> Iterable[nn.Parameter]:
+        return []
+
+    def aux_parameters(self) -> Iterable[nn.Parameter]:
+        return []
+
+    def aux_terms(self, ctx: StepContext) -> dict[str, Tensor]:
+        return {}
+
+    def on_step_end(self, ctx: StepContext) -> None:
+        """Called after every full training step (D steps, G step, aux step)."""
+
+    def on_attach(self, pipeline: Any) -> None:
+        """Called once the component is attached to a pipeline: at build time for a stack's own
+        components, and when a post-training component is added with ``sample(with_=...)``.
+        A post-training method that must fit something first (a reverser) does it here."""
+
+    def on_train_end(self, pipeline: Any) -> None:
+        """Called when ``Pipeline.train`` finishes (methods with a post-training phase)."""
+
+    def make_aux_optimizer(self, params: list[Any], train: Any) -> torch.optim.Optimizer | None:
+        """The optimiser for ``aux_parameters()``; None lets the trainer build Adam with lr_g."""
+        return None
+
+
+class LatentTransform(Component):
+    """``z -> z'`` before G. ``phases`` is a subset of ``{"d", "g", "sample"}``.
+
+    Learned transforms (LIS modules, ACL's code generator) return their parameters from
+    ``g_parameters()``. Searched transforms (I-FGSM) take gradients with respect to ``z`` only and
+    must leave every parameter's ``.grad`` untouched.
+    """
+
+    phases: frozenset[str] = frozenset({"d", "g", "sample"})
+
+    def forward(self, z: Tensor, ctx: StepContext) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Regularizer(Component):
+    """Extra loss terms, possibly with small networks of its own (heads, code discriminators)."""
+
+    def d_terms(self, ctx: StepContext) -> dict[str, Tensor]:
+        return {}
+
+    def g_terms(self, ctx: StepContext) -> dict[str, Tensor]:
+        return {}
+
+
+# ----------------------------------------------------------------------------------------------
+# The step context
+
+
+@dataclass
+class StepContext:
+    """What one phase of a step knows. Tensors are computed lazily and cached, so two regularisers
+    never pay for the same forward pass.
+
+    ``phase`` is ``"d"``, ``"g"``, ``"aux"`` or ``"sample"``. ``z`` is the raw prior draw, ``z_in``
+    what G received after the latent transforms, ``y`` the labels given to G and D for fakes (None
+    when unconditional). ``real``/``real_y`` are the data batch (None at sampling time).
+    """
+
+    phase: str
+    backbone: Backbone
+    loss: Loss
+    step: int
+    z: Tensor
+    y: Tensor | None = None
+    real: Tensor | None = None
+    real_y: Tensor | None = None
+    generator: nn.Module | None = None  # the G used in this phase (the EMA copy at sampling)
+    cache: dict[str, Any] = field(default_factory=dict)
+    z_in: Tensor | None = None
+    _fake: Tensor | None = None
+    _grad_fake: bool = True
+
+    # -- generator side
+    @property
+    def G(self) -> nn.Module:
+        return self.generator if self.generator is not None else self.backbone.generator
+
+    @property
+    def D(self) -> Discriminator:
+        if self.backbone.discriminator is None:
+            raise AttributeError("this backbone has no discriminator")
+        return self.backbone.discriminator
+
+    @property
+    def fake(self) -> Tensor:
+        if self._fake is None:
+            z_in = self.z if self.z_in is None else self.z_in
+            if self._grad_fake:
+                self._fake = self.G(z_in, self.y)
+            else:
+                with torch.no_grad():
+                    self._fake = self.G(z_in, self.y)
+        return self._fake
+
+    # -- discriminator side (each computed at most once per phase)
+    def _memo(self, key: str, fn: Callable[[], Tensor]) -> Tensor:
+        if key not in self.cache:
+            self.cache[key] = fn()
+        return self.cache[key]
+
+    @property
+    def real_features(self) -> Tensor:
+        return self._memo("real_features", lambda: self.D.features(self.real, self.real_y))
+
+    @property
+    def fake_features(self) -> Tensor:
+        return self._memo("fake_features", lambda: self.D.features(self.fake, self.y))
+
+    @property
+    def real_logits(self) -> Tensor:
+        return self._memo("real_logits", lambda: self.D.head(self.real_features, self.real_y))
+
+    @property
+    def fake_logits(self) -> Tensor:
+        return self._memo("fake_logits", lambda: self.D.head(self.fake_features, self.y))
+
+
+@dataclass
+class BuildContext:
+    """What a method's factory (and its optional ``check``) is given.
+
+    ``methods`` lists the names of every method in the stack (after alias expansion), so a method
+    can adapt to, or refuse, its neighbours."""
+
+    backbone: Backbone
+    data: DataInfo
+    loss: Loss
+    loss_name: str
+    methods: tuple[str, ...]
+    spec: Any  # the StackSpec (typed loosely to keep this module free of pydantic)
+    entry_name: str = ""

@@ -1,0 +1,291 @@
+"""Pipeline: a built stack you can train, sample, save, load and evaluate.
+
+    from gantk import Pipeline
+    pipe = Pipeline.from_spec("examples/stacks/ring.toml")   # a path, a dict or a StackSpec
+    pipe.train(steps=2000)                                      # 2000 more G updates
+    x = pipe.sample(64, with_=["advlat_z"])
+    pipe.save("runs/ring"); pipe = Pipeline.load("runs/ring")
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import build as _build
+from .checkpoint import Checkpoint, save_checkpoint
+from .errors import CheckpointError, GantkError, SpecError
+from .interfaces import Component, LatentTransform, StepContext
+from .plugins import PluginManager, get_plugin_manager
+from .spec import ComponentSpec, StackSpec, parse_spec
+from .trainer import Trainer, apply_transforms, make_ema
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"device {name!r} was asked for but CUDA is not available", where="train.device",
+                        fix='set train.device = "auto" or "cpu".')
+    return dev
+
+
+class Pipeline:
+    """A validated, built stack. Construct with :meth:`from_spec` or :meth:`load`."""
+
+    def __init__(self, spec: StackSpec, *, manager: PluginManager | None = None,
+                 device: str | None = None) -> None:
+        self.manager = manager or get_plugin_manager()
+        self.registry = self.manager.registry
+        self.resolved = _build.resolve(spec, self.registry)
+        _build.check_static(self.resolved)
+        self.spec: StackSpec = self.resolved.spec
+        self.data_info = self.resolved.data_info
+        self.device = resolve_device(device or self.spec.train.device)
+        torch.manual_seed(self.spec.seed)  # network initialisation is part of the seeded run
+        self.backbone = _build.build_backbone(self.resolved).to(self.device)
+        self.loss = _build.build_loss(self.resolved)
+        self.components: list[Component] = _build.build_components(
+            self.resolved, self.backbone, self.loss, self.device)
+        self.ema = make_ema(self.backbone.generator) if self.spec.train.ema_decay > 0 else None
+        self.step = 0
+        self.run_dir: Path | None = None
+        self._data: tuple[Tensor, Tensor | None] | None = None
+        self._trainer: Trainer | None = None
+        self._stream = None
+        for comp in self.components:
+            comp.on_attach(self)
+        self.manager.hook.gantk_on_build(pipeline=self)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_spec(cls, source: str | Path | dict[str, Any] | StackSpec,
+                  overrides: list[str] | None = None, *, device: str | None = None,
+                  manager: PluginManager | None = None) -> Pipeline:
+        return cls(parse_spec(source, overrides), manager=manager, device=device)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None, step: int | None = None,
+             manager: PluginManager | None = None) -> Pipeline:
+        """Load a run directory (its latest intact checkpoint, or ``step``) or one checkpoint file."""
+        from .runs import find_checkpoint
+
+        ckpt = Checkpoint(find_checkpoint(Path(path), step=step))
+        try:
+            spec = parse_spec(ckpt.spec)
+        except SpecError as exc:
+            raise CheckpointError(f"the stack stored in the checkpoint no longer validates: "
+                                  f"{exc.paragraph()}", where=str(ckpt.path),
+                                  fix="install the plugins (and versions) it was trained with: "
+                                      f"{ckpt.plugins}.") from None
+        pipe = cls(spec, manager=manager, device=device)
+        pipe.load_checkpoint(ckpt, optimizers=False)
+        path = Path(path)
+        pipe.run_dir = path if path.is_dir() else ckpt.path.parent.parent
+        return pipe
+
+    # ------------------------------------------------------------------ state
+    def modules(self) -> dict[str, torch.nn.Module]:
+        mods: dict[str, torch.nn.Module] = {"backbone": self.backbone}
+        if self.ema is not None:
+            mods["ema"] = self.ema
+        for i, comp in enumerate(self.components):
+            mods[f"components.{i}.{comp.entry_name}"] = comp
+        return mods
+
+    def plugin_versions(self) -> dict[str, str]:
+        parts = [self.resolved.data, self.resolved.backbone, self.resolved.loss, *self.resolved.methods]
+        return {p.entry.distribution or p.entry.plugin: p.entry.version for p in parts}
+
+    @property
+    def trainer(self) -> Trainer:
+        if self._trainer is None:
+            self._trainer = Trainer(self)
+        return self._trainer
+
+    def rng_state(self) -> dict[str, Tensor]:
+        state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        stream = self.stream.state_dict() if self._stream is not None else {}
+        state.update({f"data.{k}": v for k, v in stream.items()})
+        return state
+
+    def save_checkpoint(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        optimizers = self._trainer.optimizers if self._trainer is not None else {}
+        return save_checkpoint(path, modules=self.modules(), optimizers=optimizers,
+                               rng=self.rng_state(), step=self.step, spec_json=self.spec.to_json(),
+                               plugins=self.plugin_versions(), extra=extra)
+
+    def load_checkpoint(self, ckpt: Checkpoint | str | Path, *, optimizers: bool = True) -> None:
+        ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint(ckpt)
+        stored = ckpt.spec
+        mine = self.spec.to_dict()
+        for key in ("backbone", "loss", "methods", "data"):
+            if stored.get(key) != mine.get(key):
+                raise CheckpointError(
+                    f"the checkpoint was trained with a different {key} ({stored.get(key)!r}) than "
+                    f"this stack ({mine.get(key)!r})", where=str(ckpt.path),
+                    fix="use Pipeline.load(path) to rebuild the stack from the checkpoint, or "
+                        "train into a new run directory.")
+        for name, module in self.modules().items():
+            ckpt.load_module(name, module)
+        self.step = ckpt.step
+        if optimizers:
+            for name, opt in self.trainer.optimizers.items():
+                ckpt.load_optimizer(name, opt)
+            rng = ckpt.rng("torch")
+            if rng is not None:
+                torch.set_rng_state(rng)
+            if self.device.type == "cuda" and ckpt.rng("cuda") is not None:
+                torch.cuda.set_rng_state(ckpt.rng("cuda"), self.device)
+            data_state = {k[len("rng.data."):]: v for k, v in ckpt.tensors.items()
+                          if k.startswith("rng.data.")}
+            if data_state:
+                self.stream.load_state_dict(data_state)
+
+    # ------------------------------------------------------------------ data
+    def real_data(self) -> tuple[Tensor, Tensor | None]:
+        """The whole data set in memory: images in [-1, 1] (N, C, H, W), or points (N, 2)."""
+        if self._data is None:
+            part = self.resolved.data
+            x, y = part.entry.factory(part.params)
+            if tuple(x.shape[1:]) != tuple(self.data_info.shape):
+                raise GantkError(f"data set {part.entry.name!r} delivered samples of shape "
+                                 f"{tuple(x.shape[1:])}, its info promised {self.data_info.shape}",
+                                 where="data", fix=f"report this to {part.entry.plugin!r}.")
+            self._data = (x, y)
+        return self._data
+
+    @property
+    def stream(self):
+        from .data import BatchStream
+
+        if self._stream is None:
+            x, y = self.real_data()
+            self._stream = BatchStream(x, y, batch_size=self.spec.train.batch_size,
+                                       seed=self.spec.seed, device=self.device)
+        return self._stream
+
+    # ------------------------------------------------------------------ training
+    def train(self, steps: int | None = None, *, out: str | Path | None = None,
+              progress: bool = True) -> dict[str, float]:
+        """Train ``steps`` more G updates (default: up to ``spec.train.steps`` in total).
+
+        With ``out`` (or a run directory this pipeline was loaded from) the run writes metrics,
+        samples and checkpoints there; an existing run in ``out`` is resumed."""
+        from .runs import RunWriter
+
+        if out is not None:
+            self.run_dir = Path(out)
+        target = self.spec.train.steps if steps is None else self.step + steps
+        writer = RunWriter(self, self.run_dir) if self.run_dir is not None else None
+        if writer is not None:
+            writer.prepare()
+        logs = writer.loop(target, progress=progress) if writer else self._loop(target)
+        for comp in self.components:
+            comp.on_train_end(self)
+        self.manager.hook.gantk_on_train_end(pipeline=self, run_dir=self.run_dir)
+        return logs
+
+    def _loop(self, target: int) -> dict[str, float]:
+        logs: dict[str, Tensor] = {}
+        self.backbone.train()
+        while self.step < target:
+            logs = self.trainer.step(self.step + 1, self.stream)
+            self.step += 1
+            self.manager.hook.gantk_on_step_end(pipeline=self, step=self.step, logs={})
+        return {k: float(v) for k, v in logs.items()}
+
+    # ------------------------------------------------------------------ sampling
+    def _extra_components(self, with_: list[Any] | None) -> list[Component]:
+        extra: list[Component] = []
+        have = {c.entry_name for c in self.components}
+        for i, item in enumerate(with_ or []):
+            comp_spec = ComponentSpec(name=item) if isinstance(item, str) else ComponentSpec(**item)
+            for name in self.registry.expand(comp_spec.name):
+                if name in have:
+                    continue
+                where = f"with[{i}]"
+                entry = self.registry.get(name, ("latent_transform", "method"), where=f"{where}.name")
+                part = _build.Part(entry, entry.make_params(comp_spec.options, where=where), where)
+                ctx = _build.build_context(self.resolved, self.backbone, self.loss, name)
+                for comp in _build.build_part(part, ctx):
+                    comp.to(self.device)
+                    comp.on_attach(self)
+                    extra.append(comp)
+        return extra
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        was = self.backbone.training
+        self.backbone.eval()
+        try:
+            yield
+        finally:
+            self.backbone.train(was)
+
+    def sample_batches(self, n: int, *, batch_size: int = 500, with_: list[Any] | None = None,
+                       y: Tensor | None = None, return_latents: bool = False,
+                       ) -> Iterator[Tensor | tuple[Tensor, Tensor, Tensor | None]]:
+        """Generate ``n`` samples in batches (bounded memory); uses the EMA G when there is one."""
+        transforms = [c for c in self.components + self._extra_components(with_)
+                      if isinstance(c, LatentTransform)]
+        G = self.ema if self.ema is not None else self.backbone.generator
+        done = 0
+        with self._eval_mode():
+            while done < n:
+                b = min(batch_size, n - done)
+                z = self.backbone.sample_latent(b, device=self.device)
+                yb = None
+                if self.backbone.num_classes:
+                    yb = (y[done:done + b].to(self.device) if y is not None else
+                          torch.randint(self.backbone.num_classes, (b,), device=self.device))
+                ctx = StepContext(phase="sample", backbone=self.backbone, loss=self.loss,
+                                  step=self.step, z=z, y=yb, generator=G)
+                with torch.no_grad():
+                    z_in = apply_transforms(transforms, z, ctx)
+                    x = G(z_in, yb)
+                done += b
+                yield (x, z_in, yb) if return_latents else x
+
+    def sample(self, n: int = 64, *, with_: list[Any] | None = None, y: Tensor | None = None,
+               batch_size: int = 500, return_latents: bool = False):
+        """``n`` samples (on CPU). ``with_`` adds post-training transforms, e.g. ``["advlat_z"]``
+        or ``[{"name": "advlat_z", "steps": 50}]``."""
+        parts = list(self.sample_batches(n, batch_size=batch_size, with_=with_, y=y,
+                                         return_latents=return_latents))
+        if return_latents:
+            x = torch.cat([p[0] for p in parts]).cpu()
+            z = torch.cat([p[1] for p in parts]).cpu()
+            ys = [p[2] for p in parts if p[2] is not None]
+            out = (x, z, torch.cat(ys).cpu() if ys else None)
+        else:
+            out = torch.cat(parts).cpu()
+        self.manager.hook.gantk_on_sample(pipeline=self, samples=out[0] if return_latents else out)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write a run directory: the resolved spec and a checkpoint of the current state."""
+        from .runs import RunWriter
+
+        writer = RunWriter(self, Path(path))
+        writer.write_spec()
+        return writer.checkpoint()
+
+    def evaluate(self, metrics: list[str] | None = None, *, n: int = 10_000,
+                 with_: list[Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Score samples against the data (see docs/metrics.md)."""
+        from .evaluate import evaluate
+
+        return evaluate(self, metrics=metrics, n=n, with_=with_, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.spec.shorthand}, step={self.step}, device={self.device})"

@@ -1,0 +1,229 @@
+"""The trainer: the one place that orders a training step.
+
+::
+
+    D step (n_critic times):  x, y ~ data;  z ~ prior;  z' = transforms["d"](z)  (no grad to params)
+                              fake = G(z', y).detach()
+                              L_D = loss.d_loss(D(x), D(fake)) + sum of regularizers' d_terms
+    G step:                   z ~ prior;  z' = transforms["g"](z);  fake = G(z', y)
+                              L_G = loss.g_loss(D(fake)) + sum of regularizers' g_terms
+                              (the G step sees the last D step's real batch, for reconstruction terms)
+    aux step:                 each component with aux_parameters() steps its own optimiser
+    EMA:                      G_ema <- decay * G_ema + (1 - decay) * G
+
+All randomness comes from the global torch RNG (saved in checkpoints) and the data stream's own
+generator, so a resumed run reproduces the uninterrupted one on CPU. A non-finite loss stops the
+run before any optimiser step of that step is taken, so the last checkpoint stays good.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import TrainingError
+from .interfaces import Component, LatentTransform, Regularizer, StepContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import Pipeline
+
+
+def apply_transforms(transforms: Iterable[LatentTransform], z: Tensor, ctx: StepContext) -> Tensor:
+    """Apply, in stack order, every transform active in ``ctx.phase``."""
+    for t in transforms:
+        if ctx.phase in t.phases:
+            z = t(z, ctx)
+    return z
+
+
+def _groups(items: Iterable[Any], lr: float) -> list[dict[str, Any]]:
+    """Parameters or param-group dicts -> param groups (plain parameters get ``lr``)."""
+    groups, plain = [], []
+    for item in items:
+        (groups if isinstance(item, dict) else plain).append(item)
+    if plain:
+        groups.append({"params": plain, "lr": lr})
+    return [g for g in groups if list(g["params"])]
+
+
+def make_optimizer(groups: list[dict[str, Any]], train: Any, *, lr: float,
+                   override: dict[str, Any] | None = None) -> torch.optim.Optimizer:
+    override = override or {}
+    scale = override.get("lr_scale", 1.0)
+    for g in groups:
+        g["lr"] = g.get("lr", lr) * scale
+    betas = tuple(override.get("betas", train.betas))
+    if train.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr * scale, betas=betas, weight_decay=train.weight_decay)
+    if train.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr * scale, weight_decay=train.weight_decay)
+    return torch.optim.SGD(groups, lr=lr * scale, momentum=betas[0], weight_decay=train.weight_decay)
+
+
+class Trainer:
+    def __init__(self, pipe: Pipeline) -> None:
+        self.pipe = pipe
+        train = pipe.spec.train
+        bb = pipe.backbone
+        self.transforms = [c for c in pipe.components if isinstance(c, LatentTransform)]
+        self.regularizers = [c for c in pipe.components if isinstance(c, Regularizer)]
+        over = bb.optimizer_overrides()
+        g_items = list(bb.g_param_groups(train.lr_g))
+        for c in pipe.components:
+            g_items += list(c.g_parameters())
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "g": make_optimizer(_groups(g_items, train.lr_g), train, lr=train.lr_g,
+                                override=over.get("g"))}
+        if bb.discriminator is not None or any(list(c.d_parameters()) for c in pipe.components):
+            d_items = list(bb.d_parameters())
+            for c in pipe.components:
+                d_items += list(c.d_parameters())
+            groups = _groups(d_items, train.lr_d)
+            if groups:
+                self.optimizers["d"] = make_optimizer(groups, train, lr=train.lr_d,
+                                                      override=over.get("d"))
+        self.aux: list[tuple[str, Component]] = []
+        for i, c in enumerate(pipe.components):
+            params = list(c.aux_parameters())
+            if params:
+                name = f"aux{i}.{c.entry_name}"
+                self.optimizers[name] = (c.make_aux_optimizer(params, train)
+                                         or make_optimizer(_groups(params, train.lr_g), train,
+                                                           lr=train.lr_g))
+                self.aux.append((name, c))
+        self.has_d_step = "d" in self.optimizers
+        self._d_params = list(bb.d_parameters())
+        self.last_real: tuple[Tensor, Tensor | None] | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _labels_for_fakes(self, n: int, real_y: Tensor | None) -> Tensor | None:
+        bb = self.pipe.backbone
+        if not bb.num_classes:
+            return None
+        if real_y is not None and len(real_y) == n:
+            return real_y
+        return torch.randint(bb.num_classes, (n,), device=self.pipe.device)
+
+    def _ctx(self, phase: str, step: int, real: Tensor | None, real_y: Tensor | None,
+             y: Tensor | None) -> StepContext:
+        bb = self.pipe.backbone
+        n = len(real) if real is not None else self.pipe.spec.train.batch_size
+        z = bb.sample_latent(n, device=self.pipe.device)
+        return StepContext(phase=phase, backbone=bb, loss=self.pipe.loss, step=step, z=z, y=y,
+                           real=real, real_y=real_y)
+
+    def _terms(self, comps: Iterable[Component], method: str, ctx: StepContext) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for c in comps:
+            for key, value in getattr(c, method)(ctx).items():
+                out[f"{c.entry_name}/{key}"] = value
+        return out
+
+    @staticmethod
+    def _check_finite(step: int, phase: str, values: dict[str, Tensor]) -> None:
+        stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+        if bool(torch.isfinite(stacked).all()):
+            return
+        bad = {k: float(v) for k, v in values.items() if not torch.isfinite(v.detach()).all()}
+        raise TrainingError(
+            f"at step {step} ({phase} update) the loss became non-finite: "
+            + ", ".join(f"{k} = {v}" for k, v in bad.items()),
+            where=f"training step {step}",
+            fix="no update of this step was applied and the last checkpoint in RUN_DIR/checkpoints "
+                "is intact; lower train.lr_d / train.lr_g, reduce the offending term's weight, or "
+                "check the data's value range, then run the same command again to resume.")
+
+    # ------------------------------------------------------------------ one step
+    def step(self, step: int, stream: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]:
+        pipe, bb, loss = self.pipe, self.pipe.backbone, self.pipe.loss
+        train = pipe.spec.train
+        logs: dict[str, Tensor] = {}
+        it = iter(stream)
+
+        # ---- D updates
+        for _ in range(train.n_critic if self.has_d_step else 1):
+            real, real_y = next(it)
+            self.last_real = (real, real_y)
+            if not self.has_d_step:
+                break
+            ctx = self._ctx("d", step, real, real_y, self._labels_for_fakes(len(real), real_y))
+            ctx._grad_fake = False
+            with torch.no_grad():
+                ctx.z_in = apply_transforms(self.transforms, ctx.z, ctx)
+            values: dict[str, Tensor] = {}
+            if bb.discriminator is not None:
+                values["loss/d"] = loss.d_loss(ctx.real_logits, ctx.fake_logits)
+            values.update(self._terms(self.regularizers, "d_terms", ctx))
+            self._check_finite(step, "D", values)
+            total = sum(values.values())
+            opt = self.optimizers["d"]
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            logs.update({k: v.detach() for k, v in values.items()})
+            if "real_logits" in ctx.cache:
+                logs["d/real"] = ctx.cache["real_logits"].detach().mean()
+                logs["d/fake"] = ctx.cache["fake_logits"].detach().mean()
+
+        # ---- G update (D frozen: its gradients are not needed)
+        real, real_y = self.last_real
+        for p in self._d_params:
+            p.requires_grad_(False)
+        try:
+            ctx = self._ctx("g", step, real, real_y, self._labels_for_fakes(len(real), None))
+            ctx.z_in = apply_transforms(self.transforms, ctx.z, ctx)
+            values = {}
+            if bb.discriminator is not None:
+                values["loss/g"] = loss.g_loss(ctx.fake_logits)
+            values.update(self._terms(self.regularizers, "g_terms", ctx))
+            if not values:
+                raise TrainingError("nothing in this stack gives the generator a loss",
+                                    where="stack", fix="add a method that trains G.")
+            self._check_finite(step, "G", values)
+            total = sum(values.values())
+            opt = self.optimizers["g"]
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            logs.update({k: v.detach() for k, v in values.items()})
+        finally:
+            for p in self._d_params:
+                p.requires_grad_(True)
+
+        # ---- components with objectives of their own
+        for name, comp in self.aux:
+            ctx = self._ctx("aux", step, real, real_y, self._labels_for_fakes(len(real), None))
+            values = {f"{comp.entry_name}/{k}": v for k, v in comp.aux_terms(ctx).items()}
+            if not values:
+                continue
+            self._check_finite(step, "aux", values)
+            opt = self.optimizers[name]
+            opt.zero_grad(set_to_none=True)
+            sum(values.values()).backward()
+            opt.step()
+            logs.update({k: v.detach() for k, v in values.items()})
+
+        if pipe.ema is not None:
+            update_ema(pipe.ema, bb.generator, train.ema_decay)
+        for comp in pipe.components:
+            comp.on_step_end(ctx)
+        return logs
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p.detach(), 1 - decay)
+    for be, b in zip(ema.buffers(), model.buffers()):
+        be.copy_(b)
+
+
+def make_ema(generator: nn.Module) -> nn.Module:
+    ema = copy.deepcopy(generator).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema

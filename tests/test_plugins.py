@@ -1,0 +1,120 @@
+"""Plugin discovery: entry points one by one, broken plugins reported, disabling, strict mode,
+registry.toml metadata, and the third-party example package."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+
+import pytest
+
+import gantk.plugins as plugins_mod
+from gantk import Pipeline, PluginError, temporary_plugin
+from gantk.hookspecs import hookimpl
+from gantk.plugins import PluginManager
+
+
+@pytest.fixture
+def with_broken_entry_point(monkeypatch):
+    """Add an entry point whose module does not import, next to the real ones."""
+    real = md.entry_points
+
+    def fake(**kwargs):
+        if kwargs.get("group") != "gantk":
+            return real(**kwargs)
+        return [*real(**kwargs), md.EntryPoint(name="zz-broken", value="gantk_no_such_module_xyz",
+                                               group="gantk")]
+
+    monkeypatch.setattr(plugins_mod.md, "entry_points", fake)
+
+
+def test_broken_plugin_is_listed_and_the_rest_still_load(with_broken_entry_point):
+    pm = PluginManager(strict=False)
+    rows = pm.describe()
+    broken = [r for r in rows if r["name"] == "zz-broken"]
+    assert len(broken) == 1 and broken[0]["status"] == "broken" and broken[0]["kind"] == "plugin"
+    assert "ModuleNotFoundError" in broken[0]["error"]
+    names = {r["name"] for r in rows if r["status"] == "ok"}
+    assert {"mlp", "dcgan", "ns", "hinge", "wgan", "lsgan", "gp", "ring", "grid", "digits"} <= names
+
+
+def test_strict_mode_turns_a_broken_plugin_into_an_error(with_broken_entry_point):
+    others = [b.name for b in PluginManager(strict=False).broken if b.name != "zz-broken"]
+    with pytest.raises(PluginError) as err:
+        PluginManager(strict=True, disabled=others)
+    text = err.value.paragraph()
+    assert "zz-broken" in text and "GANTK_DISABLE_PLUGINS=zz-broken" in text
+
+
+def test_disabling_a_plugin_removes_its_components(with_broken_entry_point):
+    first_party_broken = [b.name for b in PluginManager(strict=False).broken]
+    pm = PluginManager(disabled=["zz-broken", "losses", *first_party_broken], strict=True)
+    assert "hinge" not in pm.registry.entries
+    assert "mlp" in pm.registry.entries
+
+
+def test_first_party_plugins_all_load_in_strict_mode():
+    pm = PluginManager(strict=True)
+    assert not pm.broken
+    kinds = {e.kind for e in pm.registry.entries.values()}
+    assert {"backbone", "loss", "regularizer", "dataset"} <= kinds
+
+
+def test_list_plugins_json_has_the_promised_keys(cli):
+    code, out, _ = cli("list-plugins", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    for row in rows:
+        assert {"name", "kind", "plugin", "version", "summary"} <= set(row)
+    mlp = next(r for r in rows if r["name"] == "mlp")
+    assert mlp["kind"] == "backbone" and mlp["plugin"] == "gantk" and mlp["version"]
+
+
+def test_list_plugins_table_marks_broken(cli, with_broken_entry_point):
+    code, out, _ = cli("list-plugins")
+    assert code == 0 and "zz-broken" in out and "broken" in out and "mlp" in out
+
+
+def test_registry_toml_metadata_is_merged():
+    from gantk.plugins import get_registry
+
+    gp = get_registry().entries["gp"]
+    assert gp.title == "WGAN-GP gradient penalty" and "Gulrajani" in gp.paper
+    assert gp.cost["extra_d_forward_backward"] == 1 and gp.defaults == {"weight": 10.0}
+
+
+def test_a_misspelt_hook_is_caught():
+    class Typo:
+        @hookimpl
+        def gantk_registr(self, register):  # noqa: D401 - misspelt on purpose
+            pass
+
+    pm = PluginManager(load_entry_points=False)
+    pm.register(Typo(), name="typo")
+    with pytest.raises(Exception, match="unknown hook"):
+        pm.pm.check_pending()
+
+
+def test_a_plugin_registering_a_taken_name_is_refused():
+    class Clash:
+        @hookimpl
+        def gantk_register(self, register):
+            register.loss("ns", lambda p: None)
+
+    with pytest.raises(PluginError, match="registered twice"):
+        with temporary_plugin(Clash(), name="clash") as pm:
+            pm.registry  # noqa: B018 - building the registry raises
+
+
+def test_third_party_example_plugin_is_installed_listed_and_trains(cli):
+    """examples/gantk-plugin-example is pip-installed by the set-up (Makefile)."""
+    dists = {ep.dist.name for ep in md.entry_points(group="gantk") if ep.dist}
+    assert "gantk-plugin-example" in dists, "run `make setup` (pip install -e examples/gantk-plugin-example)"
+    code, out, _ = cli("list-plugins", "--json")
+    row = next(r for r in json.loads(out) if r["name"] == "feature_matching")
+    assert row["plugin"] == "gantk-plugin-example" and row["kind"] == "regularizer"
+    pipe = Pipeline.from_spec({"stack": "backbone=mlp + data=ring + feature_matching",
+                               "backbone": {"hidden": [16]},
+                               "data": {"per_mode": 50}, "train": {"batch_size": 32}})
+    logs = pipe.train(steps=3, progress=False)
+    assert "feature_matching/fm" in logs and logs["feature_matching/fm"] >= 0
