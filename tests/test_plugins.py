@@ -118,3 +118,26 @@ def test_third_party_example_plugin_is_installed_listed_and_trains(cli):
                                "data": {"per_mode": 50}, "train": {"batch_size": 32}})
     logs = pipe.train(steps=3, progress=False)
     assert "feature_matching/fm" in logs and logs["feature_matching/fm"] >= 0
+
+
+def test_example_plugin_equation_on_known_tensors():
+    import torch
+    from gantk_example_plugin import feature_matching
+
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert feature_matching(real, torch.zeros(2, 2)).item() == 2.0**2 + 3.0**2
+
+
+def test_docs_name_every_hook_and_command():
+    from pathlib import Path
+
+    from gantk import hookspecs
+    from gantk.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    plugins_doc = (root / "docs" / "plugins.md").read_text()
+    hooks = [n for n in dir(hookspecs) if n.startswith("gantk_")]
+    assert hooks and all(f"`{h}(" in plugins_doc for h in hooks), hooks
+    cli_doc = (root / "docs" / "cli.md").read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert all(f"`gantk {cmd}" in cli_doc for cmd in sub.choices), list(sub.choices)
