@@ -175,8 +175,23 @@ def build_part(part: Part, ctx: BuildContext) -> list[Component]:
     return comps
 
 
+def check_generator_objective(res: Resolved, backbone: Backbone) -> None:
+    """Something must train G: the adversarial game, or a method that ``provides`` a generator
+    objective of its own (ACL-AE's reconstruction on ``backbone=autoencoder``)."""
+    if backbone.discriminator is not None:
+        return
+    if any("generator_objective" in p.entry.provides for p in res.methods):
+        return
+    raise IncompatibleStackError(
+        f"backbone {res.backbone.entry.name!r} has no discriminator, and no method in the stack "
+        "gives the generator an objective of its own, so nothing would train G",
+        where="backbone", fix="add a method that trains G without a discriminator (e.g. acl for "
+        "ACL-AE), or choose a backbone with a discriminator.")
+
+
 def build_components(res: Resolved, backbone: Backbone, loss: Loss,
                      device: torch.device) -> list[Component]:
+    check_generator_objective(res, backbone)
     comps: list[Component] = []
     for part in res.methods:
         ctx = build_context(res, backbone, loss, part.entry.name)

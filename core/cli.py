@@ -6,6 +6,7 @@
     gantk train STACK.toml --out RUN_DIR     train (resumes when RUN_DIR has checkpoints)
     gantk sample RUN_DIR --n 64 --out grid.png [--with advlat_z] [--with-set advlat_z.steps=50]
     gantk eval RUN_DIR / gantk plot RUN_DIR  see docs/metrics.md
+    gantk interpolate RUN_DIR --out grid.png [--pairs 4 --steps 8]   decode codes between real images
 
 Errors are one paragraph naming the place and the fix, exit status 2 (3 for a stopped run);
 ``--debug`` shows the traceback.
@@ -176,6 +177,35 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    """Rows of x_a, decoded interpolants, x_b (ACL Fig. 10) from any stack with a component that
+    can encode real images (it exposes ``interpolate(pipeline, x_a, x_b, steps, y=None)``)."""
+    import torch
+
+    from .pipeline import Pipeline
+    from .viz import save_grid
+
+    pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=_manager(args))
+    comp = next((c for c in pipe.components if callable(getattr(c, "interpolate", None))), None)
+    if comp is None:
+        raise SpecError(f"no component of {pipe.spec.shorthand!r} can encode real images",
+                        where=str(args.run), fix="train a stack with a method that has an "
+                        "encoder, e.g. acl (`gantk list-plugins`).")
+    if pipe.data_info.kind != "image":
+        raise SpecError("interpolation grids need image data", where=str(args.run),
+                        fix="use `gantk sample` for points data.")
+    x, y = pipe.real_data()
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:2 * args.pairs]
+    a, b = idx[:args.pairs], idx[args.pairs:]
+    ya = y[a] if (y is not None and pipe.backbone.num_classes) else None
+    mid = comp.interpolate(pipe, x[a], x[b], args.steps, y=ya)
+    rows = torch.cat([x[a].unsqueeze(1), mid, x[b].unsqueeze(1)], dim=1)
+    save_grid(rows.reshape(-1, *rows.shape[2:]), args.out, nrow=args.steps + 2)
+    console.print(f"wrote {args.pairs} interpolation rows of {args.steps} steps (step {pipe.step}) "
+                  f"to {args.out}", markup=False)
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, ...")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("interpolate", parents=[common],
+                       help="decode codes interpolated between pairs of real images")
+    p.add_argument("run", help="RUN_DIR or a checkpoint file")
+    p.add_argument("--out", required=True, help="grid.png: one row per pair, real images at both ends")
+    p.add_argument("--pairs", type=int, default=4, help="rows (pairs of real images)")
+    p.add_argument("--steps", type=int, default=8, help="decoded images per row, t = 0 .. 1")
+    p.add_argument("--step", type=int, help="use the checkpoint of this step")
+    p.add_argument("--seed", type=int, default=0, help="which real images are paired")
+    p.add_argument("--device", help="cpu, cuda, ...")
+    p.set_defaults(func=cmd_interpolate)
 
     try:
         from . import cli_eval

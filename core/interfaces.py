@@ -101,7 +101,7 @@ class Backbone(nn.Module):
         if self.discriminator is not None:
             caps |= {"discriminator", "d_features"}
         if self.num_classes:
-            caps.add("labels")
+            caps |= {"labels", "conditional"}
         return frozenset(caps)
 
     def sample_latent(self, n: int, *, device: torch.device | str | None = None) -> Tensor:
@@ -128,7 +128,8 @@ class Backbone(nn.Module):
 
     def optimizer_overrides(self) -> dict[str, dict[str, Any]]:
         """Per-network optimiser settings that the backbone insists on, e.g. StyleGAN2's lazy
-        regularisation rescaling: ``{"g": {"lr": ..., "betas": ...}, "d": {...}}``. Empty by default."""
+        regularisation rescaling: ``{"g": {"lr_scale": c, "betas": (b1**c, b2**c)}, "d": {...}}``,
+        where ``lr_scale`` multiplies ``train.lr_g``/``lr_d``. Empty by default."""
 
         return {}
 

@@ -42,6 +42,7 @@ class Entry:
     title: str = ""
     paper: str = ""
     needs: frozenset[str] = frozenset()
+    provides: frozenset[str] = frozenset()  # what a method adds to the stack: generator_objective
     conflicts: frozenset[str] = frozenset()
     cost: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +70,7 @@ class Entry:
             "paper": self.paper,
             "summary": self.summary,
             "needs": sorted(self.needs),
+            "provides": sorted(self.provides),
             "conflicts": sorted(self.conflicts),
             "cost": self.cost,
             "status": "ok",
@@ -151,6 +153,7 @@ class Registry:
                 if meta.get(key) and not getattr(entry, key):
                     setattr(entry, key, meta[key])
             entry.needs = entry.needs | frozenset(meta.get("needs", ()))
+            entry.provides = entry.provides | frozenset(meta.get("provides", ()))
             entry.conflicts = entry.conflicts | frozenset(meta.get("conflicts", ()))
             entry.cost = {**meta.get("cost", {}), **entry.cost}
             defaults = meta.get("defaults", {})
@@ -228,7 +231,7 @@ class Registrar:
 
     def _add(self, kind: str, name: str, factory: Callable[..., Any], **meta: Any) -> Entry:
         params = meta.pop("params", None) or NoParams
-        for key in ("needs", "conflicts"):
+        for key in ("needs", "provides", "conflicts"):
             meta[key] = frozenset(meta.get(key, ()))
         entry = Entry(name=name, kind=kind, factory=factory, params=params, **self._origin, **meta)
         self._registry.add(entry)

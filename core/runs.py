@@ -3,7 +3,8 @@
 ::
 
     RUN_DIR/spec.toml, spec.json        the resolved stack, every default filled in
-    RUN_DIR/metrics.jsonl               {"step": ..., "loss/d": ..., "loss/g": ..., ...} per log step
+    RUN_DIR/metrics.jsonl               {"step": ..., "loss/d": ..., "loss/g": ..., ...} per log step:
+                                        means over the steps since the previous row
     RUN_DIR/samples/step_00000500.png   sample grids (scatter plots for 2-D data)
     RUN_DIR/checkpoints/step_00000500.safetensors   the last ``keep_checkpoints`` of them
     RUN_DIR/checkpoints/best.safetensors            with ``train.best_metric``
@@ -15,6 +16,7 @@ Training into a directory that already holds checkpoints resumes from the newest
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -93,6 +95,7 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.console = None
         self._best: float | None = None
+        self._noted = False
 
     # ------------------------------------------------------------------ files
     def write_spec(self) -> None:
@@ -171,6 +174,8 @@ class RunWriter:
         pipe.backbone.train()
         floats: dict[str, float] = {}
         logs: dict[str, torch.Tensor] = {}
+        window: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
         bar = TrainProgress(start=pipe.step, total=target, enabled=progress,
                             log_every=train.log_every)
         self.console = bar.console
@@ -181,9 +186,13 @@ class RunWriter:
                 pipe.step += 1
                 step = pipe.step
                 last = step == target
+                for k, v in logs.items():  # window means: lazy terms (r1, path_length) show too
+                    window[k] = window[k] + v if k in window else v
+                    counts[k] = counts.get(k, 0) + 1
                 floats = {}
                 if step % train.log_every == 0 or last:
-                    floats = {k: float(v) for k, v in logs.items()}
+                    floats = {k: float(v) / counts[k] for k, v in window.items()}
+                    window, counts = {}, {}
                     now = time.perf_counter()
                     rate = (step - s_last) / max(now - t_last, 1e-9)
                     t_last, s_last = now, step
@@ -199,13 +208,17 @@ class RunWriter:
         return floats or {k: float(v) for k, v in logs.items()}
 
     def evaluate(self) -> None:
-        from .evaluate import evaluate, metric_direction
+        from .evaluate import evaluate, metric_direction, record_eval
 
         pipe, train = self.pipe, self.pipe.spec.train
         with torch.random.fork_rng(devices=[pipe.device] if pipe.device.type == "cuda" else []):
             torch.manual_seed(pipe.spec.seed + 54321)
             result = evaluate(pipe, metrics=train.eval_metrics, n=train.eval_n)
-        self.log({"step": pipe.step, **result, "time": time.time()}, file="eval.jsonl")
+        row = {k: v for k, v in result.items() if k != "note"}  # the fallback note: once is enough
+        if "note" in result and not self._noted:
+            self._noted = True
+            self._warn(str(result["note"]))
+        record_eval(self.dir, row, step=pipe.step, metrics=train.eval_metrics, source="eval_every")
         key = train.best_metric
         if key is None:
             return
@@ -214,6 +227,8 @@ class RunWriter:
                              f"({sorted(result)})", where="train.best_metric",
                              fix="name one of the result keys, or add its metric to train.eval_metrics.")
         value, sign = float(result[key]), (1 if metric_direction(key) == "min" else -1)
+        if not math.isfinite(value):  # e.g. reverse KL before any sample lands on a mode
+            return
         if self._best is None or sign * value < sign * self._best:
             self._best = value
             self.checkpoint(name="best.safetensors", extra={"best": {key: value, "step": pipe.step}})

@@ -1,0 +1,320 @@
+"""``gantk eval RUN_DIR`` and ``gantk plot RUN_DIR`` (see docs/metrics.md).
+
+    gantk eval RUN_DIR [--metrics fid,kid,prdc,jsd,modes] [--n 10000] [--with advlat_z] [--json]
+    gantk plot RUN_DIR [--out DIR]
+
+``eval`` loads the run's newest intact checkpoint, scores ``n`` generated samples, prints a table
+(or JSON) and appends the result to ``RUN_DIR/eval.jsonl``, the file ``train.eval_every`` writes.
+``plot`` draws ``metrics.jsonl`` (losses) and ``eval.jsonl`` (scores) into ``RUN_DIR/plots/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .errors import GantkError, SpecError
+
+
+class RunFileError(GantkError):
+    """A run directory without the file a command reads, or with a damaged one."""
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``eval`` and ``plot`` to the ``gantk`` subcommands (``common`` carries shared flags)."""
+
+    p = subparsers.add_parser("eval", parents=[common], help="score a trained run (FID, PRDC, ...)",
+                              description="Score a run's samples against its data; the result is "
+                                          "printed and appended to RUN_DIR/eval.jsonl.")
+    p.add_argument("run", help="RUN_DIR or a checkpoint file")
+    p.add_argument("--metrics", action="append", metavar="A,B",
+                   help="metrics or result keys, comma separated (default: the data's defaults: "
+                        "points modes,prdc; digits fid,kid,prdc,jsd,is,modes)")
+    p.add_argument("--n", type=int, default=10_000, help="generated samples (default 10000)")
+    p.add_argument("--with", dest="with_", action="append", metavar="NAME",
+                   help="sample through a post-training transform, e.g. --with advlat_z")
+    p.add_argument("--with-set", action="append", metavar="NAME.KEY=VALUE",
+                   help="an option of a --with transform, e.g. advlat_z.steps=50")
+    p.add_argument("--metric-set", action="append", metavar="METRIC.KEY=VALUE",
+                   help="a metric option, e.g. prdc.nearest_k=3 or modes.min_count=20")
+    p.add_argument("--features", default="auto", choices=["auto", "inception", "digits", "raw"],
+                   help="feature space (auto: Inception when its weights are on disk, else the "
+                        "digits classifier on digits, raw coordinates on points)")
+    p.add_argument("--inception", metavar="PATH",
+                   help="clean-fid's inception-2015-12-05.pt (or its folder)")
+    p.add_argument("--batch-size", type=int, default=500, help="generate and score in batches")
+    p.add_argument("--step", type=int, help="use the checkpoint of this step")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample draw")
+    p.add_argument("--device", help="cpu, cuda, ... (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-save", action="store_true", help="do not append to eval.jsonl")
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("plot", parents=[common], help="plot losses and scores of a run",
+                              description="Write plots/losses.png (metrics.jsonl) and "
+                                          "plots/metrics.png (eval.jsonl) in the run directory.")
+    p.add_argument("run", help="RUN_DIR")
+    p.add_argument("--out", help="folder for the PNG files (default RUN_DIR/plots)")
+    p.set_defaults(func=cmd_plot)
+
+
+# ---------------------------------------------------------------------------- eval
+
+
+def _parse_metric_set(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    from .spec import _parse_value
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        metric, dot, option = key.strip().partition(".")
+        if not sep or not dot or not option:
+            raise SpecError(f"cannot read {item!r}", where="--metric-set",
+                            fix="write --metric-set METRIC.option=value, e.g. prdc.nearest_k=3.")
+        out.setdefault(metric, {})[option] = _parse_value(value.strip())
+    return out
+
+
+_COUNTS = {"modes_covered", "modes_total", "jsd_bins"}
+
+
+def _fmt(key: str, value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan (undefined)"
+        if key in _COUNTS and value.is_integer():
+            return str(int(value))
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+    return str(value)
+
+
+def _space_of(metric: str, result: dict[str, Any]) -> str:
+    key = {"is": "is_space", "modes": "modes_space"}.get(metric, "feature_space")
+    return str(result.get(key) or result.get("feature_space") or "(no feature net)")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .cli import _manager, _parse_with
+    from .evaluate import (_directions, default_metrics, evaluate, record_eval,
+                           resolve_metric_names)
+    from .pipeline import Pipeline
+
+    manager = _manager(args)
+    names = resolve_metric_names(args.metrics, registry=manager.registry) if args.metrics else None
+    options = _parse_metric_set(args.metric_set)
+    with_ = _parse_with(args) or None
+    pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=manager)
+    result = evaluate(pipe, metrics=names, n=args.n, with_=with_, batch_size=args.batch_size,
+                      options=options, feature_net=args.features, inception=args.inception,
+                      seed=args.seed)
+    if not args.no_save and pipe.run_dir is not None:
+        names = names or resolve_metric_names(
+            default_metrics(pipe.data_info, pipe.spec.data.name, inception=args.inception),
+            registry=manager.registry)
+        record_eval(pipe.run_dir, result, step=pipe.step, metrics=names, source="gantk eval",
+                    seed=args.seed, options=options or None, **{"with": with_})
+    if args.json:  # strict JSON: an undefined score (NaN) is null
+        safe = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in {"step": pipe.step, **result}.items()}
+        print(json.dumps(safe, indent=2))
+        return 0
+
+    console, err = Console(), Console(stderr=True)
+    directions = _directions(manager.registry)
+    console.print(f"{pipe.spec.shorthand}, step {pipe.step}" +
+                  (f", sampled with {', '.join(a['name'] for a in with_)}" if with_ else ""),
+                  markup=False, highlight=False)
+    table = Table()
+    for col in ("metric", "value", "better", "from"):
+        table.add_column(col)
+    used: dict[str, list[str]] = {}
+    for key, value in result.items():
+        if key not in directions:
+            continue
+        metric, direction = directions[key]
+        arrow = {"min": "lower", "max": "higher"}.get(direction or "", "")
+        table.add_row(key, _fmt(key, value), arrow, metric, style=None if direction else "dim")
+        if metric not in used.setdefault(_space_of(metric, result), []):
+            used[_space_of(metric, result)].append(metric)
+    console.print(table)
+    for space, metrics in used.items():
+        console.print(f"{', '.join(metrics)}: {space}", markup=False, highlight=False)
+    console.print(f"n={result['n']} generated, {result['n_real']} real, "
+                  f"{result['seconds']:.1f} s" +
+                  ("" if args.no_save or pipe.run_dir is None else
+                   f"; appended to {pipe.run_dir / 'eval.jsonl'}"), markup=False, highlight=False)
+    if "note" in result:
+        err.print(f"[yellow]note:[/] {escape(str(result['note']))}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- plot
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RunFileError(f"line {i} is not JSON ({exc.msg})", where=f"{path}:{i}",
+                               fix="delete or repair that line (a run killed mid-write can leave "
+                                   "a partial last line).") from None
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+_SKIP = {"step", "time", "timestamp", "it_per_s", "n", "n_real", "seconds", "seed"}
+
+
+def _numeric(row: dict[str, Any], key: str) -> float | None:
+    v = row.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """One panel for ``loss/*``, one per other key prefix (component terms), against step."""
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for r in rows for k in r if k not in _SKIP and _numeric(r, k) is not None})
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(k.split("/")[0] if "/" in k else "other", []).append(k)
+    order = (["loss"] if "loss" in groups else []) + sorted(g for g in groups if g != "loss")
+    fig, axes = plt.subplots(len(order), 1, figsize=(8, 2.6 * len(order)), sharex=True,
+                             squeeze=False)
+    for ax, group in zip(axes[:, 0], order, strict=True):
+        for k in groups[group]:
+            pts = [(r["step"], _numeric(r, k)) for r in rows
+                   if "step" in r and _numeric(r, k) is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, lw=1)
+        ax.set_ylabel(group)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    fig.suptitle(title or "training losses", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_scores(rows: list[dict[str, Any]], path: Path, title: str = "", *,
+                registry: Any = None) -> Path:
+    """One panel per score; one series per (space, sampling transform, options, source), so
+    scores from different feature spaces or settings are never joined. ``gantk eval`` results are
+    drawn as dots, ``eval_every`` results as lines."""
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .evaluate import _directions, score_keys
+
+    directions = _directions(registry) if registry is not None else {}
+    keys = sorted({k for r in rows for k in score_keys(r) if k not in _SKIP
+                   and (k not in directions or directions[k][1] is not None)})
+
+    def series(r: dict[str, Any], key: str) -> str:
+        metric = directions.get(key, ("", None))[0]
+        space = {"is": r.get("is_space"), "modes": r.get("modes_space")}.get(metric) \
+            or r.get("feature_space")
+        label = str(space or "")
+        if r.get("with"):
+            label += " + " + ",".join(w["name"] if isinstance(w, dict) else str(w)
+                                      for w in r["with"])
+        if r.get("options"):
+            label += " " + json.dumps(r["options"], separators=(",", ":"))
+        return label + f" [{r.get('source', 'eval_every')}]"
+
+    cols = 2 if len(keys) > 1 else 1
+    nrows = max(1, math.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 2.8 * nrows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        lines: dict[str, list[tuple[int, float]]] = {}
+        for r in rows:
+            v = _numeric(r, key)
+            if v is not None and r.get("step") is not None:
+                lines.setdefault(series(r, key), []).append((int(r["step"]), v))
+        for label, pts in sorted(lines.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3,
+                    lw=0 if label.endswith("[gantk eval]") else 1, label=label)
+        ax.set_title(key, fontsize=9)
+        ax.grid(alpha=0.3)
+        if lines:
+            ax.legend(fontsize=6, loc="best")
+        else:
+            ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="grey")
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(title or "evaluation scores", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    run = Path(args.run)
+    if not run.is_dir():
+        raise RunFileError("no such run directory", where=str(run),
+                           fix="give the --out folder of `gantk train`.")
+    metrics_file = run / "metrics.jsonl"
+    if not metrics_file.exists():
+        raise RunFileError("the run directory has no metrics.jsonl, so there are no losses to plot",
+                           where=str(metrics_file),
+                           fix="train into it first (`gantk train STACK.toml --out RUN_DIR`); "
+                               "losses are logged every train.log_every steps.")
+    out = Path(args.out) if args.out else run / "plots"
+    title = run.name
+    spec = run / "spec.json"
+    if spec.exists():
+        try:
+            d = json.loads(spec.read_text())
+            parts = [f"backbone={d['backbone']['name']}"] + [m["name"] for m in d.get("methods", [])]
+            title = f"{run.name}: {' + '.join(parts)} (data={d['data']['name']})"
+        except (ValueError, KeyError, TypeError):
+            pass
+    console = Console()
+    rows = read_jsonl(metrics_file)
+    if not rows:
+        raise RunFileError("metrics.jsonl is empty", where=str(metrics_file),
+                           fix="train for at least train.log_every steps.")
+    console.print(f"wrote {plot_losses(rows, out / 'losses.png', title)}", highlight=False)
+    eval_file = run / "eval.jsonl"
+    evals = read_jsonl(eval_file) if eval_file.exists() else []
+    if evals:
+        from .cli import _manager
+
+        png = plot_scores(evals, out / "metrics.png", title, registry=_manager(args).registry)
+        console.print(f"wrote {png}", highlight=False)
+    else:
+        console.print(f"no evaluations in {eval_file} yet: run `gantk eval {run}` or train with "
+                      "train.eval_every and train.eval_metrics set; metrics.png not written.",
+                      highlight=False, markup=False)
+    return 0

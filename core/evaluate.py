@@ -1,0 +1,278 @@
+"""Score a pipeline's samples against its data: ``evaluate(pipe, ["fid", "prdc"], n=10000)``.
+
+The flow is the same for every metric, so all of them score exactly the same samples:
+
+1. pick the feature nets the requested metrics need (:mod:`gantk.metrics.features`): raw
+   coordinates for 2-D points; Inception-v3 when its weights are on disk; the shipped digits
+   classifier on digits otherwise; the digits classifier's labels for digit mode counts;
+2. run them over the real data (a seeded random subset of at most ``n``) and over ``n`` generated
+   samples, batch by batch: only features are kept, never images, so memory grows with
+   ``n x feature_dim`` whatever the image size;
+3. hand the two :class:`~gantk.metrics.base.FeatureSet` to each metric object (from the registry,
+   so plugin metrics work the same way) and merge their outputs.
+
+The result also names the spaces used (``feature_space``, ``is_space``, ``modes_space``) so numbers
+computed in different spaces cannot be mistaken for each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import SpecError, suggest
+from .metrics.base import FeatureSet, MetricError
+from .metrics.features import (DigitsFeatures, FeatureNet, digits_data, find_inception_weights,
+                               missing_inception_fix, select_feature_net)
+
+BUILTIN_METRICS = ("fid", "kid", "is", "prdc", "jsd", "modes")
+_NOT_SCORES = {"step", "n", "n_real", "time", "timestamp", "it_per_s"}
+
+
+# ---------------------------------------------------------------------------- registry look-ups
+
+
+def _registry() -> Any:
+    from .plugins import get_registry
+
+    return get_registry()
+
+
+def _metric_entries(registry: Any) -> dict[str, Any]:
+    return {name: registry.entries[name] for name in registry.names("metric")}
+
+
+def _directions(registry: Any) -> dict[str, tuple[str, str | None]]:
+    """``{output key: (metric name, direction or None for informational keys)}``."""
+
+    out: dict[str, tuple[str, str | None]] = {}
+    for name, entry in _metric_entries(registry).items():
+        cls = entry.factory if isinstance(entry.factory, type) else None
+        obj = cls if cls is not None else entry.factory(entry.make_params({}, where=name))
+        for key, direction in getattr(obj, "directions", {}).items():
+            out[key] = (name, direction)
+        for key in getattr(obj, "extras", ()):
+            out[key] = (name, None)
+    return out
+
+
+def metric_direction(key: str, *, registry: Any = None) -> str:
+    """``"min"`` or ``"max"``: which way ``key`` (``fid``, ``coverage``, ``eval/fid``...) is better."""
+
+    registry = registry or _registry()
+    key = key.removeprefix("eval/")
+    table = _directions(registry)
+    if key in table and table[key][1] is not None:
+        return table[key][1]
+    scores = sorted(k for k, (_, d) in table.items() if d is not None)
+    if key in table:
+        raise SpecError(f"{key!r} describes how metric {table[key][0]!r} was computed; it is not "
+                        "a score", where=key, fix=f"choose a score: {', '.join(scores)}.")
+    hint = suggest(key, scores)
+    raise SpecError(f"no installed metric reports {key!r}" + (f"; {hint}" if hint else ""),
+                    where=key, fix=f"choose one of: {', '.join(scores) or '(none installed)'}.")
+
+
+def resolve_metric_names(names: Iterable[str], *, registry: Any = None) -> list[str]:
+    """Registered metric names for what a user typed: metric names (``prdc``) or output keys
+    (``coverage`` -> ``prdc``), comma lists allowed, duplicates dropped, order kept."""
+
+    registry = registry or _registry()
+    known = set(registry.names("metric"))
+    by_key = {k: m for k, (m, _) in _directions(registry).items()}
+    out: list[str] = []
+    for raw in names:
+        for name in (s.strip() for s in str(raw).split(",")):
+            if not name:
+                continue
+            metric = name if name in known else by_key.get(name)
+            if metric is None:
+                hint = suggest(name, sorted(known | set(by_key)))
+                raise SpecError(f"unknown metric {name!r}" + (f"; {hint}" if hint else ""),
+                                where="metrics",
+                                fix=f"use one of: {', '.join(sorted(known)) or '(none installed)'}"
+                                    " (`gantk list-plugins` shows metric plugins).")
+            if metric not in out:
+                out.append(metric)
+    return out
+
+
+def default_metrics(data_info: Any, data_name: str | None = None, *,
+                    inception: str | None = None) -> list[str]:
+    """The metrics that make sense for this data with the nets available here.
+
+    Points: ``modes`` (when the data set has mode centres) and ``prdc`` on raw coordinates.
+    Digits: ``fid, kid, prdc, jsd, is, modes`` (Inception features if present, else the shipped
+    classifier). Other images: ``fid, kid, prdc, is`` with Inception, else a MetricError naming the
+    file to provide."""
+
+    if data_info.kind == "points":
+        return (["modes"] if data_info.modes is not None else []) + ["prdc"]
+    if digits_data(data_name, data_info):
+        return ["fid", "kid", "prdc", "jsd", "is", "modes"]
+    if find_inception_weights(inception) is not None:
+        return ["fid", "kid", "prdc", "is"]
+    raise MetricError(f"no feature net is available for image data {data_name!r}: Inception "
+                      "weights are not on disk and the shipped digits classifier only fits digits",
+                      where="evaluate", fix=missing_inception_fix())
+
+
+# ---------------------------------------------------------------------------- features
+
+
+def _batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    for i in range(0, len(x), batch_size):
+        yield x[i:i + batch_size]
+
+
+def extract(batches: Iterable[torch.Tensor], nets: dict[str, FeatureNet]) -> FeatureSet:
+    """Run each net over the batches for the inputs it is assigned; keep only the features."""
+
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in nets}
+    for batch in batches:
+        for net in {id(n): n for n in nets.values()}.values():
+            wanted = {k for k, n in nets.items() if n is net}
+            for key, arr in net(batch, wanted).items():
+                parts[key].append(arr)
+    arrays = {k: np.concatenate(v) if v else None for k, v in parts.items()}
+    emb_net = nets.get("embedding")
+    probs_net = nets.get("probs")
+    return FeatureSet(**arrays, space=emb_net.space if emb_net else "",
+                      probs_space=probs_net.probs_space if probs_net else "")
+
+
+def _assign_nets(needs: set[str], info: Any, data_name: str | None, *, feature_net: str,
+                 inception: str | None, device: Any) -> tuple[dict[str, FeatureNet], str | None]:
+    nets: dict[str, FeatureNet] = {}
+    note = None
+    if needs & {"embedding", "probs", "raw"}:
+        main, note = select_feature_net(info, data_name, feature_net=feature_net,
+                                        inception=inception, device=device)
+        for key in needs & {"embedding", "probs", "raw"}:
+            if key not in main.provides:
+                what = {"probs": "class probabilities (the Inception Score needs a classifier)",
+                        "raw": "raw 2-D points", "embedding": "an embedding"}[key]
+                raise MetricError(f"the {main.space or type(main).__name__} feature net gives no "
+                                  f"{what} for {data_name!r} data", where="metrics",
+                                  fix="drop the metric for this data (see docs/metrics.md for "
+                                      "which metric fits which data).")
+            nets[key] = main
+    if "digit_probs" in needs:
+        if not digits_data(data_name, info):
+            raise MetricError(f"mode counts of images use the digits classifier, which does not "
+                              f"fit {data_name!r} data", where="metrics",
+                              fix="drop 'modes' for this data; it applies to ring, grid and digits.")
+        main = nets.get("embedding") or nets.get("probs")
+        nets["digit_probs"] = main if isinstance(main, DigitsFeatures) else \
+            DigitsFeatures(int(info.shape[0]), device)
+    return nets, note
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def _real_subset(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    if len(x) <= n:
+        return x
+    g = torch.Generator().manual_seed(seed)
+    return x[torch.randperm(len(x), generator=g)[:n].sort().values]
+
+
+def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int = 10_000,
+             with_: list[Any] | None = None, batch_size: int = 500, *,
+             options: dict[str, dict[str, Any]] | None = None, feature_net: str = "auto",
+             inception: str | None = None, n_real: int | None = None, seed: int | None = None,
+             ) -> dict[str, float | str]:
+    """Generate ``n`` samples in batches and score them with ``metrics`` (default:
+    :func:`default_metrics`). ``options`` gives metric options (``{"prdc": {"nearest_k": 3}}``),
+    ``feature_net`` forces a space (``auto``/``inception``/``digits``/``raw``), ``inception`` is a
+    path to clean-fid's weights file, ``n_real`` caps the real subset (default ``n``), ``seed``
+    makes the draw reproducible without touching the caller's RNG stream."""
+
+    if n < 2:
+        raise SpecError(f"cannot evaluate {n} samples", where="n", fix="use n >= 2 (10000 is usual).")
+    registry = _registry()
+    info = pipeline.data_info
+    data_name = getattr(getattr(pipeline, "spec", None), "data", None)
+    data_name = getattr(data_name, "name", None)
+    names = resolve_metric_names(metrics if metrics else
+                                 default_metrics(info, data_name, inception=inception),
+                                 registry=registry)
+    options = options or {}
+    unknown = set(options) - set(names)
+    if unknown:
+        raise SpecError(f"options given for metric(s) not evaluated: {sorted(unknown)}",
+                        where="options", fix=f"evaluate them too, or drop the options ({names}).")
+    objs = []
+    for name in names:
+        entry = registry.get(name, "metric", where=f"metrics.{name}")
+        objs.append(entry.factory(entry.make_params(options.get(name, {}), where=f"metrics.{name}")))
+    needs: set[str] = set().union(*(o.requires(info) for o in objs))
+    real_needs = set().union(*(o.requires(info) for o in objs if getattr(o, "uses_real", True)))
+    device = getattr(pipeline, "device", "cpu")
+    nets, note = _assign_nets(needs, info, data_name, feature_net=feature_net,
+                              inception=inception, device=device)
+
+    rng = torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []) \
+        if seed is not None else contextlib.nullcontext()
+    t0 = time.perf_counter()
+    with rng:
+        if seed is not None:
+            torch.manual_seed(seed)
+        real_x = _real_subset(pipeline.real_data()[0], n_real or n, seed or 0)
+        real = extract(_batches(real_x, batch_size),
+                       {k: v for k, v in nets.items() if k in real_needs})
+        fake = extract(pipeline.sample_batches(n, batch_size=batch_size, with_=with_), nets)
+    if len(fake) != n:
+        raise MetricError(f"the pipeline generated {len(fake)} samples, {n} were asked for",
+                          where="sample_batches", fix="report this bug.")
+
+    result: dict[str, float | str] = {}
+    for obj in objs:
+        for key, value in obj(real, fake, info).items():
+            result[key] = float(value)
+    if "embedding" in nets or "raw" in nets:
+        result["feature_space"] = (nets.get("embedding") or nets["raw"]).space
+    if "probs" in nets:
+        result["is_space"] = nets["probs"].probs_space
+    if "digit_probs" in nets:
+        result["modes_space"] = nets["digit_probs"].probs_space
+    elif "raw" in nets:
+        result["modes_space"] = nets["raw"].space
+    result["n"] = n
+    result["n_real"] = len(real_x) if real_needs else 0
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    if note:
+        result["note"] = note
+    return result
+
+
+# ---------------------------------------------------------------------------- run directory
+
+
+def score_keys(row: dict[str, Any]) -> list[str]:
+    """The numeric score keys of an evaluation row (what ``gantk plot`` draws)."""
+
+    return [k for k, v in row.items() if k not in _NOT_SCORES and k != "seconds"
+            and isinstance(v, (int, float)) and not isinstance(v, bool)
+            and not (isinstance(v, float) and math.isinf(v))]
+
+
+def record_eval(run_dir: str | Path, result: dict[str, Any], *, step: int | None,
+                metrics: list[str] | None = None, **extra: Any) -> Path:
+    """Append one evaluation to ``RUN_DIR/eval.jsonl`` (the file ``eval_every`` also writes)."""
+
+    path = Path(run_dir) / "eval.jsonl"
+    row = {"step": step, **result, "metrics": metrics, "time": time.time(),
+           "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row, allow_nan=True) + "\n")
+    return path

@@ -1,0 +1,172 @@
+"""The DCGAN nets of the AdvLatGAN paper: 32 px (Tables 15-16) and 48 px (Tables 19-20).
+
+G: z -> ConvTranspose to (R/16)^2 x 16w, then four stride-2 ConvTranspose layers with BatchNorm and
+ReLU up to R x R x C with Tanh (w = ``width`` = 64 gives the tables' 1024-512-256-128 channels).
+D: four stride-2 convolutions (w, 2w, 4w, 8w channels) with LeakyReLU(0.2) followed by BatchNorm
+from the second layer on (the tables put BN after the activation; skipped on a 1x1 map, i.e. the
+last layer at 16 px, where it would erase every difference between the real and the fake batch),
+flatten, linear to one logit.
+D's features are the flattened last feature map (2048-d at 32 px, 4608-d at 48 px with w = 64).
+
+Options beyond the tables:
+
+* ``conditional``: conditional BatchNorm in G (per-class gain and bias) and a projection head in D
+  (Miyato & Koyama 2018). Without batch norm in G the label embedding is concatenated to z instead.
+* ``weight_norm``: the LIS paper's variant (App. J, after Xiang & Li 2017): weight normalisation on
+  every layer and TPReLU activations instead of batch norm and (Leaky)ReLU.
+* ``spectral_norm``: spectral normalisation on every layer of D.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+import torch
+from torch import Tensor, nn
+
+from gantk.interfaces import Backbone, DataInfo, Discriminator
+
+from .layers import (ConditionalBatchNorm2d, ProjectionHead, TPReLU, conditional_classes,
+                     normalised, require_labels)
+
+
+class DCGANParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    latent_dim: int = Field(100, ge=1, description="size of z")
+    resolution: int | None = Field(None, description="image side; default: the data's (a multiple of 16)")
+    width: int = Field(64, ge=1, description="base channel width w (G: 16w..2w, D: w..8w)")
+    prior: str = Field("normal", pattern="^(normal|uniform)$", description="latent prior")
+    spectral_norm: bool = Field(False, description="spectral normalisation on D's layers")
+    batch_norm: bool = Field(True, description="BatchNorm in G and D as in Tables 15-16")
+    weight_norm: bool = Field(False, description="weight normalisation with TPReLU activations on "
+                                                 "every layer of G and D, as in the LIS paper's nets "
+                                                 "(needs batch_norm = false)")
+    conditional: bool = Field(False, description="class-conditional: conditional BatchNorm in G and "
+                                                 "a projection discriminator (needs labelled data)")
+
+    @model_validator(mode="after")
+    def _check(self) -> DCGANParams:
+        if self.resolution is not None and (self.resolution % 16 or self.resolution <= 0):
+            raise ValueError(f"resolution must be a multiple of 16 (16, 32, 48, 64), got {self.resolution}")
+        if self.weight_norm and self.batch_norm:
+            raise ValueError("weight_norm replaces batch norm (as in the LIS nets); "
+                             "set batch_norm = false together with weight_norm = true")
+        if self.weight_norm and self.spectral_norm:
+            raise ValueError("weight_norm and spectral_norm cannot both normalise D; set one of them")
+        return self
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, *, latent_dim: int, channels: int, resolution: int, width: int,
+                 batch_norm: bool, weight_norm: bool = False, num_classes: int | None = None) -> None:
+        super().__init__()
+        start = resolution // 16
+        chans = [16 * width, 8 * width, 4 * width, 2 * width]
+        self.num_classes = num_classes
+        # conditional BN carries the label; a G without BN gets it concatenated to z (Mirza & Osindero)
+        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes and not batch_norm else None
+        in_dim = latent_dim * (2 if self.embed is not None else 1)
+        self.input = normalised(nn.ConvTranspose2d(in_dim, chans[0], start, 1, 0), weight=weight_norm)
+        self.norms = nn.ModuleList(self._norm(c, batch_norm, num_classes) for c in chans)
+        self.acts = nn.ModuleList(TPReLU(num_channels=c) if weight_norm else nn.ReLU() for c in chans)
+        self.convs = nn.ModuleList(
+            normalised(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), weight=weight_norm)
+            for c_in, c_out in zip(chans, [*chans[1:], channels]))
+
+    @staticmethod
+    def _norm(c: int, batch_norm: bool, num_classes: int | None) -> nn.Module:
+        if not batch_norm:
+            return nn.Identity()
+        if num_classes:
+            return ConditionalBatchNorm2d(num_features=c, num_classes=num_classes)
+        return nn.BatchNorm2d(c)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.num_classes:
+            y = require_labels(y, "generator")
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(y)], dim=1)
+        x = self.input(z.view(z.shape[0], -1, 1, 1))
+        for norm, act, conv in zip(self.norms, self.acts, self.convs):
+            x = norm(x, y) if isinstance(norm, ConditionalBatchNorm2d) else norm(x)
+            x = conv(act(x))
+        return torch.tanh(x)
+
+
+class DCGANDiscriminator(Discriminator):
+    def __init__(self, *, channels: int, resolution: int, width: int, batch_norm: bool,
+                 spectral_norm: bool, weight_norm: bool = False, num_classes: int | None = None,
+                 out_dim: int = 1) -> None:
+        super().__init__()
+        chans = [channels, width, 2 * width, 4 * width, 8 * width]
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip(chans, chans[1:])):
+            conv = normalised(nn.Conv2d(c_in, c_out, 4, 2, 1), spectral=spectral_norm, weight=weight_norm)
+            layers += [conv, TPReLU(num_channels=c_out) if weight_norm else nn.LeakyReLU(0.2)]
+            side = resolution // 2 ** (i + 1)
+            # BatchNorm on a 1x1 map (the last layer at 16 px) standardises every feature over
+            # the batch; D scores real and fake batches separately, so both would get the same
+            # mean logit and D could not learn. Tables 15-16 (32 px) end on 2x2 maps.
+            if i > 0 and batch_norm and side > 1:
+                layers.append(nn.BatchNorm2d(c_out))
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.feature_dim = 8 * width * (resolution // 16) ** 2
+        self.projection = ProjectionHead(feature_dim=self.feature_dim, num_classes=num_classes,
+                                         out_dim=out_dim, spectral_norm=spectral_norm)
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.body(x)
+
+    def head(self, h: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.projection(h, y)
+
+
+class DCGANBackbone(Backbone):
+    def __init__(self, *, params: DCGANParams, data: DataInfo) -> None:
+        super().__init__()
+        if data.kind != "image" or len(data.shape) != 3:
+            raise ValueError("dcgan needs image data (C, H, W); use backbone=mlp for points")
+        channels, height, width = data.shape
+        self.resolution = params.resolution or height
+        if self.resolution != height or height != width:
+            raise ValueError(f"dcgan builds square {self.resolution} px images but the data is "
+                             f"{height}x{width}; set data.resolution = {self.resolution}")
+        if self.resolution % 16:
+            raise ValueError(f"dcgan needs a resolution that is a multiple of 16, the data is "
+                             f"{height} px; set data.resolution = 16, 32 or 48")
+        self.params = params
+        self.latent_dim = params.latent_dim
+        self.prior = params.prior
+        self.image_shape = tuple(data.shape)
+        self.num_classes = conditional_classes(params.conditional, data, "dcgan")
+        self.generator = DCGANGenerator(latent_dim=params.latent_dim, channels=channels,
+                                        resolution=self.resolution, width=params.width,
+                                        batch_norm=params.batch_norm, weight_norm=params.weight_norm,
+                                        num_classes=self.num_classes)
+        self.discriminator = DCGANDiscriminator(channels=channels, resolution=self.resolution,
+                                                width=params.width, batch_norm=params.batch_norm,
+                                                spectral_norm=params.spectral_norm,
+                                                weight_norm=params.weight_norm,
+                                                num_classes=self.num_classes)
+
+    def make_encoder(self, out_dim: int, *, width: int | None = None, **kwargs) -> nn.Module:
+        """D's architecture with an ``out_dim``-wide linear output and no spectral norm (an encoder
+        is not a critic). ``width`` overrides D's base width (the LIS reverser uses half)."""
+
+        net = DCGANDiscriminator(channels=self.image_shape[0], resolution=self.resolution,
+                                 width=width or self.params.width, batch_norm=self.params.batch_norm,
+                                 spectral_norm=False, weight_norm=self.params.weight_norm,
+                                 out_dim=out_dim)
+        return _Encoder(net)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, net: DCGANDiscriminator) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.projection.out(self.net.features(x))
+
+
+def build(params: DCGANParams, data: DataInfo) -> DCGANBackbone:
+    return DCGANBackbone(params=params, data=data)
