@@ -14,6 +14,7 @@ from gantk import IncompatibleStackError, Pipeline
 from gantk.interfaces import StepContext
 from gantk_plugins.lis import equations as eq
 from gantk_plugins.lis import reverser as rv
+from tiny import TINY_BACKBONES, tiny_spec
 
 BASE = {
     "stack": "backbone=dcgan + loss=ns + data=digits",
@@ -185,21 +186,9 @@ def test_refusals_name_the_reason():
         Pipeline.from_spec({**ae, "methods": [{"name": "reverser"}]})
 
 
-BACKBONES = {
-    "mlp": ({"hidden": [16, 16]}, {"name": "ring", "per_mode": 32}),
-    "dcgan": ({"width": 4, "latent_dim": 8}, {"name": "digits", "resolution": 16}),
-    "resnet": ({"g_channels": 16, "d_channels": 8, "latent_dim": 8}, {"name": "digits", "resolution": 16}),
-    "stylegan2": ({"latent_dim": 8, "style_dim": 8, "n_mlp": 2, "channel_base": 64, "channel_max": 8},
-                  {"name": "digits", "resolution": 16}),
-}
-
-
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("backbone", sorted(set(TINY_BACKBONES) - {"autoencoder"}))
 def test_reverser_on_every_backbone(backbone):
-    options, data = BACKBONES[backbone]
-    s = {"seed": 0, "backbone": {"name": backbone, **options}, "data": data,
-         "methods": [{"name": "reverser", "mode": "iterative", "iterations": 2}],
-         "train": {"steps": 2, "batch_size": 8, "sample_every": 0, "ckpt_every": 0}}
+    s = tiny_spec(backbone, [{"name": "reverser", "mode": "iterative", "iterations": 2}])
     pipe = Pipeline.from_spec(s)
     logs = pipe.train(steps=2, progress=False)
     assert all(math.isfinite(v) for v in logs.values())
@@ -209,8 +198,7 @@ def test_reverser_on_every_backbone(backbone):
 
 @pytest.mark.parametrize("backbone", ["dcgan", "mlp"])
 def test_dropout_on_every_conv_but_the_first_and_off_in_eval(backbone):
-    options, data = BACKBONES[backbone]
-    pipe = Pipeline.from_spec({"seed": 0, "backbone": {"name": backbone, **options}, "data": data})
+    pipe = Pipeline.from_spec(tiny_spec(backbone, []))
     R = rv.make_reverser(pipe.backbone, rv.ReverserParams(dropout=0.5))
     convs = [m for m in R.modules() if isinstance(m, torch.nn.Conv2d)]
     hooked = [m for m in R.modules() if m._forward_hooks]

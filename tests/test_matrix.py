@@ -17,17 +17,9 @@ import torch
 
 from gantk import IncompatibleStackError, Pipeline, get_registry
 from gantk.registry import STACKABLE
+from tiny import tiny_spec
 
 pytestmark = pytest.mark.matrix
-
-#: tiny options for the first-party backbones; a backbone not listed here gets its defaults
-TINY_BACKBONES = {
-    "mlp": {"hidden": [16, 16]},
-    "dcgan": {"width": 4, "latent_dim": 8},
-    "resnet": {"g_channels": 16, "d_channels": 8, "latent_dim": 8},
-    "stylegan2": {"latent_dim": 8, "style_dim": 8, "n_mlp": 2, "channel_base": 64, "channel_max": 8},
-    "autoencoder": {"width": 4, "latent_dim": 8, "hidden": [16]},
-}
 
 #: methods whose defaults are costly at test size (searches, post-training fits): fewer iterations
 TINY_METHODS = {
@@ -35,9 +27,6 @@ TINY_METHODS = {
     "reverser": {"steps": 3, "progress": False},
 }
 
-POINTS_DATA = {"name": "ring", "per_mode": 64}
-IMAGE_DATA = {"name": "digits", "resolution": 16}
-POINTS_BACKBONES = {"mlp"}
 
 _registry = get_registry()
 BACKBONES = _registry.names("backbone")
@@ -45,20 +34,13 @@ METHODS = ["none", *_registry.names(STACKABLE)]
 
 
 def _spec(backbone: str, method: str) -> dict:
-    data = POINTS_DATA if backbone in POINTS_BACKBONES else IMAGE_DATA
-    options = dict(TINY_BACKBONES.get(backbone, {}))
+    methods = [] if method == "none" else [{"name": method, **TINY_METHODS.get(method, {})}]
+    spec = tiny_spec(backbone, methods, device="cpu", log_every=1)
     entry = _registry.entries.get(method)
     fields = _registry.entries[backbone].params.model_fields
     if entry is not None and entry.needs & {"labels", "conditional"} and "conditional" in fields:
-        options["conditional"] = True
-    return {
-        "seed": 0,
-        "backbone": {"name": backbone, **options},
-        "data": dict(data),
-        "methods": [] if method == "none" else [{"name": method, **TINY_METHODS.get(method, {})}],
-        "train": {"steps": 2, "batch_size": 8, "device": "cpu", "log_every": 1,
-                  "sample_every": 0, "ckpt_every": 0},
-    }
+        spec["backbone"]["conditional"] = True
+    return spec
 
 
 def _provided(backbone: str, spec: dict) -> set[str]:

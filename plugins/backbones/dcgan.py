@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from gantk.interfaces import Backbone, DataInfo, Discriminator
 
 from .layers import (ConditionalBatchNorm2d, ProjectionHead, TPReLU, conditional_classes,
-                     normalised, require_labels)
+                     normalised, require_labels, square_resolution)
 
 
 class DCGANParams(BaseModel):
@@ -123,16 +123,8 @@ class DCGANDiscriminator(Discriminator):
 class DCGANBackbone(Backbone):
     def __init__(self, *, params: DCGANParams, data: DataInfo) -> None:
         super().__init__()
-        if data.kind != "image" or len(data.shape) != 3:
-            raise ValueError("dcgan needs image data (C, H, W); use backbone=mlp for points")
-        channels, height, width = data.shape
-        self.resolution = params.resolution or height
-        if self.resolution != height or height != width:
-            raise ValueError(f"dcgan builds square {self.resolution} px images but the data is "
-                             f"{height}x{width}; set data.resolution = {self.resolution}")
-        if self.resolution % 16:
-            raise ValueError(f"dcgan needs a resolution that is a multiple of 16, the data is "
-                             f"{height} px; set data.resolution = 16, 32 or 48")
+        channels = data.shape[0]
+        self.resolution = square_resolution("dcgan", params.resolution, data, multiple=16)
         self.params = params
         self.latent_dim = params.latent_dim
         self.prior = params.prior

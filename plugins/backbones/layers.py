@@ -31,6 +31,22 @@ def conditional_classes(conditional: bool, data: DataInfo, backbone: str) -> int
     return data.num_classes
 
 
+def square_resolution(backbone: str, requested: int | None, data: DataInfo, *,
+                      multiple: int) -> int:
+    """The side of the square images a convolutional backbone builds, checked against the data."""
+    if data.kind != "image" or len(data.shape) != 3:
+        raise ValueError(f"{backbone} needs image data (C, H, W); use backbone=mlp for points")
+    _, height, width = data.shape
+    resolution = requested or height
+    if resolution != height or height != width:
+        raise ValueError(f"{backbone} builds square {resolution} px images but the data is "
+                         f"{height}x{width}; set data.resolution = {resolution}")
+    if resolution % multiple:
+        raise ValueError(f"{backbone} needs a resolution that is a multiple of {multiple}, the data "
+                         f"is {height} px; set data.resolution = 16, 32 or 48")
+    return resolution
+
+
 def require_labels(y: Tensor | None, who: str) -> Tensor:
     if y is None:
         raise ValueError(f"this {who} is class-conditional: pass labels y (a LongTensor of shape (B,))")

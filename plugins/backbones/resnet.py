@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from gantk.interfaces import Backbone, DataInfo, Discriminator
 
-from .layers import ConditionalBatchNorm2d, ProjectionHead, conditional_classes, normalised, require_labels
+from .layers import (ConditionalBatchNorm2d, ProjectionHead, conditional_classes, normalised,
+                     require_labels, square_resolution)
 
 
 class ResNetParams(BaseModel):
@@ -168,16 +169,8 @@ class ResNetDiscriminator(Discriminator):
 class ResNetBackbone(Backbone):
     def __init__(self, *, params: ResNetParams, data: DataInfo) -> None:
         super().__init__()
-        if data.kind != "image" or len(data.shape) != 3:
-            raise ValueError("resnet needs image data (C, H, W); use backbone=mlp for points")
-        channels, height, width = data.shape
-        self.resolution = params.resolution or height
-        if self.resolution != height or height != width:
-            raise ValueError(f"resnet builds square {self.resolution} px images but the data is "
-                             f"{height}x{width}; set data.resolution = {self.resolution}")
-        if self.resolution % 8:
-            raise ValueError(f"resnet needs a resolution that is a multiple of 8, the data is "
-                             f"{height} px; set data.resolution = 16, 32 or 48")
+        channels = data.shape[0]
+        self.resolution = square_resolution("resnet", params.resolution, data, multiple=8)
         self.layout = _layout(params.layout, self.resolution)
         if self.layout == "stl" and self.resolution % 16:
             raise ValueError(f"the stl layout halves the image four times and needs a multiple of "
