@@ -43,7 +43,7 @@ def main() -> None:
     train = {"steps": args.g_steps, "batch_size": 64, "ema_decay": 0.0, "device": "cpu",
              "log_every": 50, "sample_every": 0, "ckpt_every": 0}
     if args.backbone == "dcgan":
-        # batch_norm off: at 16 px D's last BatchNorm acts on 1x1 maps and leaves D blind
+        # batch_norm off, as in the documented runs (the backbone then put BN on D's last 1x1 map)
         backbone = {"name": "dcgan", "width": 16, "latent_dim": 32, "batch_norm": False}
         data = {"name": "digits", "resolution": 16}
     else:
