@@ -191,9 +191,9 @@ def check_generator_objective(res: Resolved, backbone: Backbone) -> None:
 
 def build_components(res: Resolved, backbone: Backbone, loss: Loss,
                      device: torch.device) -> list[Component]:
-    check_generator_objective(res, backbone)
     comps: list[Component] = []
-    for part in res.methods:
+    for part in res.methods:  # a method's own needs first: its reason is the more specific one
         ctx = build_context(res, backbone, loss, part.entry.name)
         comps += [c.to(device) for c in build_part(part, ctx)]
+    check_generator_objective(res, backbone)
     return comps

@@ -36,6 +36,13 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def _warn(text: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True).print(Text.assemble(("warning: ", "yellow"), text), highlight=False)
+
+
 class Pipeline:
     """A validated, built stack. Construct with :meth:`from_spec` or :meth:`load`."""
 
@@ -76,7 +83,7 @@ class Pipeline:
         """Load a run directory (its latest intact checkpoint, or ``step``) or one checkpoint file."""
         from .runs import find_checkpoint
 
-        ckpt = Checkpoint(find_checkpoint(Path(path), step=step))
+        ckpt = Checkpoint(find_checkpoint(Path(path), step=step, warn=_warn))
         try:
             spec = parse_spec(ckpt.spec)
         except SpecError as exc:

@@ -181,7 +181,8 @@ class Registry:
         if entry is not None and entry.kind in kinds:
             return entry
         choices = self.names(kinds) + (list(self.aliases) if "method" in kinds else [])
-        label = " or ".join(k.replace("_", " ") for k in kinds)
+        label = ("method" if set(kinds) == set(STACKABLE)
+                 else " or ".join(k.replace("_", " ") for k in kinds))
         if entry is not None:
             msg = f"{name!r} is a {entry.kind.replace('_', ' ')}, not a {label}"
         elif name in self.metadata:

@@ -161,10 +161,13 @@ class RunWriter:
     def _say(self, text: str) -> None:
         from rich.console import Console
 
-        (self.console or Console(stderr=True)).print(text)
+        (self.console or Console(stderr=True)).print(text, markup=False, highlight=False)
 
     def _warn(self, text: str) -> None:
-        self._say(f"[yellow]warning:[/] {text}")
+        from rich.console import Console
+        from rich.text import Text
+
+        (self.console or Console(stderr=True)).print(Text.assemble(("warning: ", "yellow"), text))
 
     # ------------------------------------------------------------------ loop
     def loop(self, target: int, *, progress: bool = True) -> dict[str, float]:
