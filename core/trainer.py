@@ -137,6 +137,15 @@ class Trainer:
                 "is intact; lower train.lr_d / train.lr_g, reduce the offending term's weight, or "
                 "check the data's value range, then run the same command again to resume.")
 
+    def _update(self, step: int, phase: str, opt: torch.optim.Optimizer,
+                values: dict[str, Tensor], logs: dict[str, Tensor]) -> None:
+        """Check every term, then one backward of their sum and one optimiser step."""
+        self._check_finite(step, phase, values)
+        opt.zero_grad(set_to_none=True)
+        sum(values.values()).backward()
+        opt.step()
+        logs.update({k: v.detach() for k, v in values.items()})
+
     # ------------------------------------------------------------------ one step
     def step(self, step: int, stream: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]:
         pipe, bb, loss = self.pipe, self.pipe.backbone, self.pipe.loss
@@ -158,13 +167,7 @@ class Trainer:
             if bb.discriminator is not None:
                 values["loss/d"] = loss.d_loss(ctx.real_logits, ctx.fake_logits)
             values.update(self._terms(self.regularizers, "d_terms", ctx))
-            self._check_finite(step, "D", values)
-            total = sum(values.values())
-            opt = self.optimizers["d"]
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            logs.update({k: v.detach() for k, v in values.items()})
+            self._update(step, "D", self.optimizers["d"], values, logs)
             if "real_logits" in ctx.cache:
                 logs["d/real"] = ctx.cache["real_logits"].detach().mean()
                 logs["d/fake"] = ctx.cache["fake_logits"].detach().mean()
@@ -183,13 +186,7 @@ class Trainer:
             if not values:
                 raise TrainingError("nothing in this stack gives the generator a loss",
                                     where="stack", fix="add a method that trains G.")
-            self._check_finite(step, "G", values)
-            total = sum(values.values())
-            opt = self.optimizers["g"]
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            logs.update({k: v.detach() for k, v in values.items()})
+            self._update(step, "G", self.optimizers["g"], values, logs)
         finally:
             for p in self._d_params:
                 p.requires_grad_(True)
@@ -198,14 +195,8 @@ class Trainer:
         for name, comp in self.aux:
             ctx = self._ctx("aux", step, real, real_y, self._labels_for_fakes(len(real), None))
             values = {f"{comp.entry_name}/{k}": v for k, v in comp.aux_terms(ctx).items()}
-            if not values:
-                continue
-            self._check_finite(step, "aux", values)
-            opt = self.optimizers[name]
-            opt.zero_grad(set_to_none=True)
-            sum(values.values()).backward()
-            opt.step()
-            logs.update({k: v.detach() for k, v in values.items()})
+            if values:
+                self._update(step, "aux", self.optimizers[name], values, logs)
 
         if pipe.ema is not None:
             update_ema(pipe.ema, bb.generator, train.ema_decay)
