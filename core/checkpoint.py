@@ -140,6 +140,12 @@ class Checkpoint:
         return self.tensors.get(f"rng.{name}")
 
 
+def read_extra(path: str | Path) -> dict[str, Any]:
+    """The ``extra`` metadata of a checkpoint, without reading its tensors."""
+    with safe_open(str(path), framework="pt", device="cpu") as fh:
+        return json.loads((fh.metadata() or {}).get("extra", "{}"))
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not path.exists():
         raise CheckpointError("file not found", where=str(path), fix="check the path.")

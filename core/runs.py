@@ -147,8 +147,23 @@ class RunWriter:
             path = find_checkpoint(self.dir, warn=self._warn)
             pipe.load_checkpoint(Checkpoint(path), optimizers=True)
             self._truncate_logs(pipe.step)
+            self._restore_best()
             self._say(f"resuming {self.dir} from step {pipe.step} ({path.name})")
         self.write_spec()
+
+    def _restore_best(self) -> None:
+        """Carry the best value over a resume, so best.safetensors only ever improves."""
+        from .checkpoint import read_extra
+
+        best, key = self.dir / "checkpoints" / "best.safetensors", self.pipe.spec.train.best_metric
+        if key is None or not best.exists():
+            return
+        try:
+            stored = read_extra(best).get("best", {})
+        except Exception:  # an unreadable best file is simply replaced by the next best
+            return
+        if key in stored:
+            self._best = float(stored[key])
 
     def _truncate_logs(self, step: int) -> None:
         for name in ("metrics.jsonl", "eval.jsonl"):

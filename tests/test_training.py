@@ -167,3 +167,23 @@ def test_losses_go_down_on_ring(ring_spec):
         return torch.cdist(x, modes).min(1).values.mean().item()
 
     assert dist(x1) < dist(x0) * 0.7
+
+
+def test_best_checkpoint_only_improves_across_a_resume(tmp_path, ring_spec):
+    from gantk.checkpoint import read_extra
+
+    spec = {**ring_spec, "train": {**ring_spec["train"], "eval_every": 5, "eval_n": 200,
+                                   "eval_metrics": ["prdc"], "best_metric": "coverage"}}
+    run = tmp_path / "run"
+    pipe = Pipeline.from_spec(spec, ["train.steps=10"])
+    pipe.train(out=run, progress=False)
+    rows = [json.loads(ln) for ln in (run / "eval.jsonl").read_text().splitlines()]
+    best = read_extra(run / "checkpoints" / "best.safetensors")["best"]
+    assert best["coverage"] == max(r["coverage"] for r in rows)
+    # pretend step 10 was perfect: no later evaluation may replace it, resumed or not
+    pipe.save_checkpoint(run / "checkpoints" / "best.safetensors",
+                         extra={"best": {"coverage": 1.0, "step": 10}})
+    Pipeline.from_spec(spec, ["train.steps=20"]).train(out=run, progress=False)
+    assert [json.loads(ln)["step"] for ln in (run / "eval.jsonl").read_text().splitlines()] == [
+        5, 10, 15, 20]
+    assert read_extra(run / "checkpoints" / "best.safetensors")["best"] == {"coverage": 1.0, "step": 10}
