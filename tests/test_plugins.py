@@ -142,3 +142,46 @@ def test_docs_name_every_hook_and_command():
     cli_doc = (root / "docs" / "cli.md").read_text()
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert all(f"`gantk {cmd}" in cli_doc for cmd in sub.choices), list(sub.choices)
+
+
+def test_event_hooks_are_called_in_order(ring_spec, tmp_path):
+    calls = []
+
+    class Recorder:
+        @hookimpl
+        def gantk_on_build(self, pipeline):
+            calls.append(("build", pipeline.step))
+
+        @hookimpl
+        def gantk_on_step_end(self, step, logs):
+            calls.append(("step", step, bool(logs)))
+
+        @hookimpl
+        def gantk_on_train_end(self, pipeline, run_dir):
+            calls.append(("train_end", pipeline.step, run_dir is not None))
+
+        @hookimpl
+        def gantk_on_sample(self, samples):
+            calls.append(("sample", tuple(samples.shape)))
+
+    with temporary_plugin(Recorder(), name="recorder"):
+        pipe = Pipeline.from_spec(ring_spec, ["train.log_every=2"])
+        pipe.train(steps=3, out=tmp_path / "run", progress=False)
+        pipe.sample(5)
+    assert calls[0] == ("build", 0)
+    assert calls[1:4] == [("step", 1, False), ("step", 2, True), ("step", 3, True)]
+    assert ("train_end", 3, True) in calls and calls[-1] == ("sample", (5, 2))
+
+
+def test_from_spec_takes_a_path_a_dict_or_a_stackspec(tmp_path):
+    from pathlib import Path
+
+    from gantk import parse_spec
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "stacks" / "ring.toml"
+    a = Pipeline.from_spec(path).spec
+    b = Pipeline.from_spec(parse_spec(path)).spec
+    import tomllib
+
+    c = Pipeline.from_spec(tomllib.loads(path.read_text())).spec
+    assert a == b == c
