@@ -13,7 +13,7 @@ from gantk import IncompatibleStackError, Pipeline, get_registry
 from gantk.interfaces import StepContext
 from gantk_plugins.lis import equations as eq
 from gantk_plugins.lis.glis import LISModule, LISParams, LISSimilarity, LISTransform, module_images
-from tiny import TINY_BACKBONES, tiny_spec
+from tiny import TINY_BACKBONES, assert_draws_follow, tiny_spec
 
 DIGITS = {
     "stack": "backbone=dcgan + loss=ns + data=digits + lis",
@@ -43,12 +43,8 @@ def test_stop_probabilities_and_executed_distribution_known_values():
 
 
 def test_draw_matches_distribution():
-    torch.manual_seed(0)
-    n = 8000
-    counts = torch.bincount(torch.tensor([eq.draw_executed_modules(3) for _ in range(n)]),
-                            minlength=4).double() / n
-    expected = torch.tensor(eq.executed_modules_distribution(3), dtype=torch.double)
-    assert torch.allclose(counts, expected, atol=0.02), counts
+    assert_draws_follow(lambda: eq.draw_executed_modules(3), eq.executed_modules_distribution(3),
+                        n=8000)
 
 
 def test_similarity_weights_and_loss_known_values():

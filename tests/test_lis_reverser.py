@@ -14,7 +14,7 @@ from gantk import IncompatibleStackError, Pipeline
 from gantk.interfaces import StepContext
 from gantk_plugins.lis import equations as eq
 from gantk_plugins.lis import reverser as rv
-from tiny import TINY_BACKBONES, tiny_spec
+from tiny import TINY_BACKBONES, assert_draws_follow, tiny_spec
 
 BASE = {
     "stack": "backbone=dcgan + loss=ns + data=digits",
@@ -47,12 +47,8 @@ def test_iteration_probabilities_known_values():
     assert trained == pytest.approx([0.25, 0.625, 0.90625, 1.0])
     assert eq.iteration_sampling_probabilities(3) == pytest.approx([t / 2.78125 for t in trained])
     assert eq.iteration_trained_probabilities(1) == pytest.approx([0.5, 1.0])
-    torch.manual_seed(0)
-    n = 6000
-    counts = torch.bincount(torch.tensor([eq.draw_trained_iteration(3) for _ in range(n)]),
-                            minlength=4).double() / n
-    expected = torch.tensor(eq.iteration_sampling_probabilities(3), dtype=torch.double)
-    assert torch.allclose(counts, expected, atol=0.02), counts
+    assert_draws_follow(lambda: eq.draw_trained_iteration(3),
+                        eq.iteration_sampling_probabilities(3), n=6000)
 
 
 def test_reverser_objective_and_scale_grad_known_values():

@@ -23,3 +23,14 @@ def tiny_spec(backbone: str, methods: list[dict[str, Any]], **train: Any) -> dic
             "data": dict(POINTS_DATA if backbone in POINTS_BACKBONES else IMAGE_DATA),
             "methods": methods,
             "train": {"steps": 2, "batch_size": 8, "sample_every": 0, "ckpt_every": 0, **train}}
+
+
+def assert_draws_follow(draw, expected, *, n: int, atol: float = 0.02) -> None:
+    """``n`` calls of ``draw()`` (an int in 0..len(expected)-1) match ``expected`` frequencies."""
+    import torch
+
+    torch.manual_seed(0)
+    counts = torch.bincount(torch.tensor([draw() for _ in range(n)]),
+                            minlength=len(expected)).double() / n
+    want = torch.tensor(expected, dtype=torch.double)
+    assert torch.allclose(counts, want, atol=atol), (counts, want)
