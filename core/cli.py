@@ -135,29 +135,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_with(args: argparse.Namespace) -> list[dict[str, Any]]:
+def parse_named_options(items: list[str] | None, *, flag: str,
+                        example: str) -> dict[str, dict[str, Any]]:
+    """``["advlat_z.steps=50", ...]`` -> ``{"advlat_z": {"steps": 50}}`` (values read as TOML)."""
     from .spec import _parse_value
 
-    items: list[dict[str, Any]] = [{"name": n} for n in args.with_ or []]
-    for setting in args.with_set or []:
-        key, sep, value = setting.partition("=")
-        name, dot, option = key.partition(".")
-        if not sep or not dot:
-            raise SpecError(f"cannot read {setting!r}", where="--with-set",
-                            fix="write --with-set NAME.option=value, e.g. advlat_z.steps=50.")
-        target = next((i for i in items if i["name"] == name), None)
-        if target is None:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        name, dot, option = key.strip().partition(".")
+        if not sep or not dot or not option:
+            raise SpecError(f"cannot read {item!r}", where=flag,
+                            fix=f"write {flag} NAME.option=value, e.g. {example}.")
+        out.setdefault(name, {})[option] = _parse_value(value.strip())
+    return out
+
+
+def _parse_with(args: argparse.Namespace) -> list[dict[str, Any]]:
+    options = parse_named_options(args.with_set, flag="--with-set", example="advlat_z.steps=50")
+    names = list(args.with_ or [])
+    for name in options:
+        if name not in names:
             raise SpecError(f"{name!r} is not given with --with", where="--with-set",
                             fix=f"add --with {name}.")
-        target[option] = _parse_value(value)
-    return items
+    return [{"name": n, **options.get(n, {})} for n in names]
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from .pipeline import Pipeline
-    from .viz import save_samples, save_tensor_file
+    from .viz import save_tensor_file
 
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=_manager(args))
     out = Path(args.out)
@@ -167,10 +175,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     x, z, y = pipe.sample(args.n, with_=_parse_with(args), return_latents=True)
     if out.suffix == ".png":
-        real = pipe.real_data()[0][:5000] if pipe.data_info.kind == "points" else None
-        save_samples(x, out, info=pipe.data_info, real=real,
-                     title=f"{pipe.spec.shorthand} step {pipe.step}"
-                           + (f" with {', '.join(args.with_)}" if args.with_ else ""))
+        pipe.save_picture(x, out, title=f"{pipe.spec.shorthand} step {pipe.step}"
+                          + (f" with {', '.join(args.with_)}" if args.with_ else ""))
     else:
         save_tensor_file(x, out, y=y, z=z)
     console.print(f"wrote {args.n} samples (step {pipe.step}) to {out}")

@@ -67,20 +67,6 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- eval
 
 
-def _parse_metric_set(items: list[str] | None) -> dict[str, dict[str, Any]]:
-    from .spec import _parse_value
-
-    out: dict[str, dict[str, Any]] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        metric, dot, option = key.strip().partition(".")
-        if not sep or not dot or not option:
-            raise SpecError(f"cannot read {item!r}", where="--metric-set",
-                            fix="write --metric-set METRIC.option=value, e.g. prdc.nearest_k=3.")
-        out.setdefault(metric, {})[option] = _parse_value(value.strip())
-    return out
-
-
 _COUNTS = {"modes_covered", "modes_total", "jsd_bins"}
 
 
@@ -104,14 +90,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from .cli import _manager, _parse_with
+    from .cli import _manager, _parse_with, parse_named_options
     from .evaluate import (_directions, default_metrics, evaluate, record_eval,
                            resolve_metric_names)
     from .pipeline import Pipeline
 
     manager = _manager(args)
     names = resolve_metric_names(args.metrics, registry=manager.registry) if args.metrics else None
-    options = _parse_metric_set(args.metric_set)
+    options = parse_named_options(args.metric_set, flag="--metric-set",
+                                  example="prdc.nearest_k=3")
     with_ = _parse_with(args) or None
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=manager)
     result = evaluate(pipe, metrics=names, n=args.n, with_=with_, batch_size=args.batch_size,
@@ -210,7 +197,13 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
-    fig.suptitle(title or "training losses", fontsize=10)
+    return _save_figure(fig, path, title or "training losses")
+
+
+def _save_figure(fig: Any, path: Path, title: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -269,12 +262,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str = "", *,
         ax.set_xlabel("step")
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.suptitle(title or "evaluation scores", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, title or "evaluation scores")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

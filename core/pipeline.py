@@ -278,6 +278,13 @@ class Pipeline:
         self.manager.hook.gantk_on_sample(pipeline=self, samples=out[0] if return_latents else out)
         return out
 
+    def save_picture(self, x: Tensor, path: str | Path, *, title: str = "") -> Path:
+        """Samples as a PNG: an image grid, or for 2-D data a scatter plot over the real modes."""
+        from .viz import save_samples
+
+        real = self.real_data()[0][:5000] if self.data_info.kind == "points" else None
+        return save_samples(x, path, info=self.data_info, real=real, title=title)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a run directory: the resolved spec and a checkpoint of the current state."""

@@ -26,7 +26,6 @@ import torch
 
 from .checkpoint import Checkpoint
 from .errors import CheckpointError, GantkError, TrainingError
-from .viz import save_samples
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import Pipeline
@@ -116,7 +115,7 @@ class RunWriter:
         with open(self.dir / file, "a") as fh:
             fh.write(json.dumps(row) + "\n")
 
-    def samples(self, fixed: bool = True) -> Path:
+    def samples(self) -> Path:
         pipe = self.pipe
         n = pipe.spec.train.num_samples
         if pipe.data_info.kind == "points":
@@ -124,9 +123,8 @@ class RunWriter:
         with torch.random.fork_rng(devices=[pipe.device] if pipe.device.type == "cuda" else []):
             torch.manual_seed(pipe.spec.seed + 12345)  # the same latents every time: comparable
             x = pipe.sample(n)
-        real = pipe.real_data()[0][:5000] if pipe.data_info.kind == "points" else None
-        return save_samples(x, self.dir / "samples" / f"step_{pipe.step:08d}.png", info=pipe.data_info,
-                            real=real, title=f"{pipe.spec.shorthand} step {pipe.step}")
+        return pipe.save_picture(x, self.dir / "samples" / f"step_{pipe.step:08d}.png",
+                                 title=f"{pipe.spec.shorthand} step {pipe.step}")
 
     # ------------------------------------------------------------------ resume
     def prepare(self) -> None:
