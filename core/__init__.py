@@ -9,14 +9,40 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (CheckpointError, DataError, GantkError, IncompatibleStackError, PluginError,
                      SpecError, TrainingError)
-from .hookspecs import hookimpl
-from .interfaces import (Backbone, BuildContext, Component, DataInfo, Discriminator,
-                         LatentTransform, Loss, Regularizer, StepContext)
-from .pipeline import Pipeline
-from .plugins import get_plugin_manager, get_registry, temporary_plugin
-from .spec import StackSpec, parse_spec
+
+# The rest loads on first use (PEP 562), so `gantk --help` and a Ctrl-C during start-up do not
+# wait for (or interrupt) the torch import with a traceback.
+_LAZY = {
+    "hookimpl": "hookspecs", "Backbone": "interfaces", "BuildContext": "interfaces",
+    "Component": "interfaces", "DataInfo": "interfaces", "Discriminator": "interfaces",
+    "LatentTransform": "interfaces", "Loss": "interfaces", "Regularizer": "interfaces",
+    "StepContext": "interfaces", "Pipeline": "pipeline", "get_plugin_manager": "plugins",
+    "get_registry": "plugins", "temporary_plugin": "plugins", "StackSpec": "spec",
+    "parse_spec": "spec",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hookspecs import hookimpl
+    from .interfaces import (Backbone, BuildContext, Component, DataInfo, Discriminator,
+                             LatentTransform, Loss, Regularizer, StepContext)
+    from .pipeline import Pipeline
+    from .plugins import get_plugin_manager, get_registry, temporary_plugin
+    from .spec import StackSpec, parse_spec
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gantk' has no attribute {name!r}")
+
 
 try:
     __version__ = version("gantk")

@@ -9,9 +9,9 @@ String metadata (safetensors allows strings only): ``format`` = ``gantk-checkpoi
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +20,47 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .errors import CheckpointError
+from .errors import CheckpointError, TrainingError
+from .safeio import RunDirError, atomic_path, regular_file, trim
 
 FORMAT = "gantk-checkpoint"
+NONFINITE_FIX = (
+    "the newest checkpoint in RUN_DIR/checkpoints is intact. To go on with a lower learning rate "
+    "(or other train.* settings), fork the run into a new directory: `gantk train STACK.toml "
+    "--out NEW_RUN --fork-from RUN_DIR --set train.lr_g=... --set train.lr_d=...` (see "
+    "docs/reliability.md); running the same command again resumes with the same settings.")
 FORMAT_VERSION = "1"
+MAX_STEP = 10**12  # a step beyond this is damage, not training
+_STEP = re.compile(r"[0-9]{1,13}")
 
 
 def _atomic_write(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        os.fsync(dfd)
-        os.close(dfd)
-    except OSError:  # pragma: no cover - not every file system allows it
-        pass
+    with atomic_path(path) as tmp:  # readers see the old file or the new, never half
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def tensor_digest(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes (stored as ``sha256``)."""
+
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def check_finite(modules: dict[str, torch.nn.Module]) -> list[str]:
+    """Names of the floating-point parameters and buffers that hold NaN or inf (cheap: one
+    reduction per tensor, no copies)."""
+
+    bad = []
+    for mname, module in modules.items():
+        for key, value in module.state_dict().items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad.append(f"{mname}.{key}")
+    return bad
 
 
 def optimizer_to_flat(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], Any]:
@@ -77,6 +94,13 @@ def save_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module],
                     step: int, spec_json: str, plugins: dict[str, str],
                     extra: dict[str, Any] | None = None) -> Path:
     path = Path(path)
+    bad = check_finite(modules)
+    if bad:  # never write a broken model: the previous checkpoint stays the newest
+        raise TrainingError(
+            f"at step {step} the weights became non-finite (NaN or inf in "
+            f"{trim(', '.join(bad[:5]), 300)}{' ...' if len(bad) > 5 else ''}); no checkpoint "
+            "was written", where=str(path),
+            fix=NONFINITE_FIX)
     tensors: dict[str, Tensor] = {}
     for mname, module in modules.items():
         for key, value in module.state_dict().items():
@@ -91,7 +115,8 @@ def save_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module],
         tensors[f"rng.{rname}"] = state.detach().to("cpu").clone().contiguous()
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": str(step),
                 "spec": spec_json, "plugins": json.dumps(plugins, sort_keys=True),
-                "optim": json.dumps(optim_meta), "extra": json.dumps(extra or {})}
+                "optim": json.dumps(optim_meta), "extra": json.dumps(extra or {}),
+                "sha256": tensor_digest(tensors)}
     _atomic_write(path, tensors, metadata)
     return path
 
@@ -102,11 +127,32 @@ class Checkpoint:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.tensors, self.metadata = read_checkpoint(self.path)
-        self.step = int(self.metadata["step"])
-        self.spec = json.loads(self.metadata["spec"])
-        self.plugins = json.loads(self.metadata.get("plugins", "{}"))
-        self.optim = json.loads(self.metadata.get("optim", "{}"))
-        self.extra = json.loads(self.metadata.get("extra", "{}"))
+        step = self.metadata["step"]
+        if not _STEP.fullmatch(step) or int(step) > MAX_STEP:
+            raise CheckpointError(f"the step in the metadata is not a plausible step number "
+                                  f"({trim(step, 40)!r})", where=str(self.path), fix=_DAMAGED)
+        self.step = int(step)
+        self.spec = self._json("spec", None)
+        self.plugins = self._json("plugins", "{}")
+        self.optim = self._json("optim", "{}")
+        self.extra = self._json("extra", "{}")
+        digest = self.metadata.get("sha256")
+        if digest is not None and digest != tensor_digest(self.tensors):
+            raise CheckpointError("the tensor data does not match the checksum in the metadata "
+                                  "(the file was changed after gantk wrote it)",
+                                  where=str(self.path), fix=_DAMAGED)
+
+    def _json(self, key: str, default: str | None) -> dict[str, Any]:
+        """A metadata field that must hold a JSON object (the stored spec is data, never a path)."""
+        text = self.metadata.get(key, default)
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise CheckpointError(f"the metadata field {key!r} is not a JSON object",
+                                  where=str(self.path), fix=_DAMAGED)
+        return value
 
     def module_state(self, name: str) -> dict[str, Tensor]:
         prefix = f"model.{name}."
@@ -125,6 +171,43 @@ class Checkpoint:
                     "Pipeline.load and `gantk sample RUN_DIR` use it), or start a new run directory."
             ) from None
 
+    def check_optimizer(self, name: str, opt: torch.optim.Optimizer) -> None:
+        """Refuse optimiser state that does not fit ``opt``'s parameters (before touching it)."""
+        meta = self.optim.get(name)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if not isinstance(meta, dict) or not isinstance(meta.get("param_groups"), list):
+            raise CheckpointError(f"no usable optimiser state for {name!r}", where=str(self.path),
+                                  fix="resume with the stack the run was started with.")
+        prefix = f"optim.{name}."
+        for key, value in self.tensors.items():
+            if not key.startswith(prefix):
+                continue
+            pid, _, skey = key[len(prefix):].partition(".")
+            ok = pid.isdigit() and int(pid) < len(params)
+            if ok and value.numel() != 1:
+                ok = tuple(value.shape) == tuple(params[int(pid)].shape)
+            if not ok:
+                raise CheckpointError(f"the optimiser tensor {trim(key, 80)!r} has shape "
+                                      f"{tuple(value.shape)}, which fits no parameter of {name!r}",
+                                      where=str(self.path), fix=_DAMAGED)
+
+    def check_rng(self) -> None:
+        """Refuse RNG states of the wrong type or size (before touching the global RNG)."""
+        want = torch.get_rng_state()
+        rng = self.rng("torch")
+        if rng is not None and (rng.dtype != want.dtype or rng.shape != want.shape):
+            raise CheckpointError(f"the stored RNG state has shape {tuple(rng.shape)} and type "
+                                  f"{rng.dtype}, not {tuple(want.shape)} {want.dtype}",
+                                  where=str(self.path), fix=_DAMAGED)
+        for key in ("rng.data.gen", "rng.data.perm", "rng.data.pos"):
+            t = self.tensors.get(key)
+            if key == "rng.data.gen" and t is not None and t.dtype != torch.uint8:
+                raise CheckpointError("the stored data-order state is damaged", where=str(self.path),
+                                      fix=_DAMAGED)
+            if key == "rng.data.pos" and t is not None and t.numel() != 2:
+                raise CheckpointError("the stored data position is damaged", where=str(self.path),
+                                      fix=_DAMAGED)
+
     def load_optimizer(self, name: str, opt: torch.optim.Optimizer) -> None:
         if name not in self.optim:
             raise CheckpointError(f"no optimiser state for {name!r}", where=str(self.path),
@@ -140,15 +223,23 @@ class Checkpoint:
         return self.tensors.get(f"rng.{name}")
 
 
+_DAMAGED = ("use an earlier checkpoint from the same folder (a run directory falls back to the "
+            "newest intact one by itself); gantk writes checkpoints atomically, so a damaged file "
+            "was changed by something else.")
+
+
 def read_extra(path: str | Path) -> dict[str, Any]:
     """The ``extra`` metadata of a checkpoint, without reading its tensors."""
-    with safe_open(str(path), framework="pt", device="cpu") as fh:
-        return json.loads((fh.metadata() or {}).get("extra", "{}"))
+    with safe_open(str(regular_file(path, what="checkpoint")), framework="pt", device="cpu") as fh:
+        extra = json.loads((fh.metadata() or {}).get("extra", "{}"))
+    return extra if isinstance(extra, dict) else {}
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    if not path.exists():
-        raise CheckpointError("file not found", where=str(path), fix="check the path.")
+    try:
+        regular_file(path, what="checkpoint")
+    except RunDirError as exc:
+        raise CheckpointError(exc.message, where=exc.where, fix=exc.fix) from None
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             metadata = fh.metadata() or {}
@@ -165,9 +256,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except CheckpointError:
         raise
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise CheckpointError(f"cannot read the checkpoint, it is truncated or not a safetensors "
-                              f"file ({exc})", where=str(path),
+                              f"file ({trim(exc, 200)})", where=str(path),
                               fix="use an earlier checkpoint from the same folder; gantk writes "
                                   "checkpoints atomically, so a damaged file was changed by "
                                   "something else.") from None

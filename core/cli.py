@@ -126,13 +126,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f'train.device="{args.device}"')
     pipe = Pipeline.from_spec(args.stack, overrides, manager=_manager(args))
     out = Path(args.out)
-    err_console.print(f"training {pipe.spec.shorthand} on {pipe.device} -> {out}")
-    logs = pipe.train(out=out, progress=not args.no_progress)
+    err_console.print(f"training {pipe.spec.shorthand} on {pipe.device} -> {out}", markup=False)
+    logs = pipe.train(out=out, progress=not args.no_progress, fork_from=args.fork_from)
     summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "it_per_s")
     console.print(f"[green]done[/]: step {pipe.step}  {summary}")
     console.print(f"run directory: {out}  (samples/, checkpoints/, metrics.jsonl, spec.toml)",
                   markup=False)
     return 0
+
+
+def check_count(value: int, flag: str, high: int) -> int:
+    """A count flag (``--n``, ``--pairs``...) within 1..high, or a clear refusal."""
+    if not 1 <= value <= high:
+        raise SpecError(f"{value} is out of range", where=flag, fix=f"give 1 to {high:,}.")
+    return value
 
 
 def parse_named_options(items: list[str] | None, *, flag: str,
@@ -167,6 +174,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
     from .viz import save_tensor_file
 
+    check_count(args.n, "--n", 1_000_000)
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=_manager(args))
     out = Path(args.out)
     if out.suffix not in (".png", ".npz", ".pt"):
@@ -191,6 +199,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
     from .viz import save_grid
 
+    check_count(args.pairs, "--pairs", 1000)
+    check_count(args.steps, "--steps", 1000)
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=_manager(args))
     comp = next((c for c in pipe.components if callable(getattr(c, "interpolate", None))), None)
     if comp is None:
@@ -248,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="same as --set train.steps=N")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the spec's train.device)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument("--fork-from", metavar="RUN[/ckpt]",
+                   help="start --out (a new directory) from this run's newest checkpoint (or a "
+                        "checkpoint file) with the stack's train.* settings, e.g. a lower lr")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", parents=[common], help="sample from a trained run")
@@ -284,22 +297,59 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except GantkError as exc:
-        if args.debug:
-            raise
-        from rich.text import Text
+    """Run one command. The last line of defence: whatever goes wrong ends as one paragraph
+    (the command, the error, ``--debug`` for the traceback), never a traceback or a
+    multi-megabyte message."""
+    from .safeio import trim
 
-        err_console.print(Text.assemble(("error", "bold red"),
-                                        f" ({type(exc).__name__}): {exc.paragraph()}"),
+    raw = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in raw
+    command = "gantk"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"gantk {args.command}"
+        debug = debug or args.debug
+        return int(args.func(args) or 0)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - turned into one paragraph below
+        if debug:
+            raise
+        return _report(exc, command, trim)
+
+
+def _report(exc: BaseException, command: str, trim: Any) -> int:
+    from rich.text import Text
+
+    from .safeio import os_error
+    from .signals import Interrupted
+
+    def say(head: str, style: str, text: str) -> None:
+        err_console.print(Text.assemble((head, style), " " + trim(text, 2000)),
                           highlight=False, soft_wrap=True)
+
+    if isinstance(exc, Interrupted):
+        say("stopped:", "yellow", exc.paragraph())
         return exc.exit_code
-    except KeyboardInterrupt:
-        err_console.print("interrupted; the last checkpoint in the run directory is intact.")
+    if isinstance(exc, KeyboardInterrupt):
+        say("interrupted:", "yellow", f"`{command}` stopped by Ctrl-C. Files gantk writes are "
+            "replaced atomically, so nothing is half-written and the newest checkpoint of a run "
+            "directory is intact; run the same command again to go on.")
         return 130
+    if isinstance(exc, GantkError):
+        say("error", "bold red", f"({type(exc).__name__}): {exc.paragraph()}")
+        return exc.exit_code
+    if isinstance(exc, OSError):
+        err = os_error(exc, exc.filename or "(unnamed file)", f"complete `{command}`")
+        say("error", "bold red", f"({type(err).__name__}): {err.paragraph()}")
+        return err.exit_code
+    if not isinstance(exc, Exception):  # GeneratorExit and the like: not ours to swallow
+        raise exc
+    say("error", "bold red", f"`{command}` failed with an unexpected {type(exc).__name__}: "
+        f"{trim(exc, 500)}. This is a case gantk's checks do not cover yet; checkpoints already "
+        "written are untouched. Run the same command with --debug to see the traceback.")
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GantkError, SpecError
+from .safeio import atomic_path
+from .safeio import read_jsonl as _read_jsonl
 
 
 class RunFileError(GantkError):
@@ -90,11 +92,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from .cli import _manager, _parse_with, parse_named_options
+    from .cli import _manager, _parse_with, check_count, parse_named_options
     from .evaluate import (_directions, default_metrics, evaluate, record_eval,
                            resolve_metric_names)
     from .pipeline import Pipeline
 
+    check_count(args.n, "--n", 1_000_000)
+    check_count(args.batch_size, "--batch-size", 65_536)
     manager = _manager(args)
     names = resolve_metric_names(args.metrics, registry=manager.registry) if args.metrics else None
     options = parse_named_options(args.metric_set, flag="--metric-set",
@@ -149,19 +153,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RunFileError(f"line {i} is not JSON ({exc.msg})", where=f"{path}:{i}",
-                               fix="delete or repair that line (a run killed mid-write can leave "
-                                   "a partial last line).") from None
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    """Rows of a run's log: a partial last line (a kill mid-append) is skipped with a warning,
+    damage elsewhere is a clear refusal."""
+    from rich.console import Console
+
+    def warn(text: str) -> None:
+        Console(stderr=True).print(f"warning: {text}", markup=False, highlight=False)
+
+    try:
+        return _read_jsonl(path, warn=warn, strict=True)
+    except GantkError as exc:
+        raise RunFileError(exc.message, where=exc.where,
+                           fix="delete or repair that line; `gantk train` into the run directory "
+                               "also rewrites the log without damaged rows.") from None
 
 
 _SKIP = {"step", "time", "timestamp", "it_per_s", "n", "n_real", "seconds", "seed"}
@@ -205,9 +209,11 @@ def _save_figure(fig: Any, path: Path, title: str) -> Path:
 
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

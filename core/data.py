@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from .errors import DataError
@@ -27,22 +27,40 @@ from .interfaces import DataInfo
 # ----------------------------------------------------------------------------- mixtures
 
 
+MAX_POINTS = 10_000_000  # 2-D points in memory: 80 MB
+
+
+def _bounded_points(params, total: int):
+    if total > MAX_POINTS:
+        raise ValueError(f"{total:,} points in all is more than the {MAX_POINTS:,} gantk holds in "
+                         "memory; lower the mode count or per_mode")
+    return params
+
+
 class RingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    modes: int = Field(8, ge=1, description="number of Gaussians on the circle")
+    modes: int = Field(8, ge=1, le=10_000, description="number of Gaussians on the circle")
     radius: float = Field(2.0, gt=0)
     std: float = Field(0.001, gt=0, description="per-mode standard deviation (App. E.1)")
-    per_mode: int = Field(12_500, ge=1, description="samples drawn from each Gaussian")
-    seed: int = Field(0, description="seed of the drawn data set")
+    per_mode: int = Field(12_500, ge=1, le=1_000_000, description="samples drawn from each Gaussian")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of the drawn data set")
+
+    @model_validator(mode="after")
+    def _size(self):
+        return _bounded_points(self, self.modes * self.per_mode)
 
 
 class GridParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    side: int = Field(5, ge=1, description="modes per side (5 gives the 25-mode grid)")
+    side: int = Field(5, ge=1, le=100, description="modes per side (5 gives the 25-mode grid)")
     spacing: float = Field(2.0, gt=0)
     std: float = Field(0.0025, gt=0, description="per-mode standard deviation (App. E.1)")
-    per_mode: int = Field(4_000, ge=1)
-    seed: int = Field(0)
+    per_mode: int = Field(4_000, ge=1, le=1_000_000)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _size(self):
+        return _bounded_points(self, self.side ** 2 * self.per_mode)
 
 
 def ring_modes(p: RingParams) -> Tensor:
@@ -92,9 +110,9 @@ class DigitsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     resolution: int = Field(16, description="side in pixels: 8 (native), 16 or 32")
     stacked: bool = Field(False, description="3 channels from three random digits (1000 modes)")
-    stacked_size: int = Field(10_000, ge=1, description="images in the stacked set")
+    stacked_size: int = Field(10_000, ge=1, le=200_000, description="images in the stacked set")
     labelled: bool = Field(True, description="expose the 10 class labels (stacked: none)")
-    seed: int = Field(0, description="seed of the stacking draw")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of the stacking draw")
 
 
 def _sklearn_digits() -> tuple[Tensor, Tensor]:
@@ -137,19 +155,19 @@ def digits_info(p: DigitsParams) -> DataInfo:
 class FolderParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: str = Field(..., description="folder of images (searched recursively)")
-    resolution: int = Field(32, ge=4)
+    resolution: int = Field(32, ge=4, le=1024)
     channels: int = Field(3, description="1 (grayscale) or 3 (RGB)")
-    limit: int | None = Field(None, ge=1, description="load at most this many images")
+    limit: int | None = Field(None, ge=1, le=10_000_000, description="load at most this many images")
 
 
 class TorchvisionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: str = Field("data", description="where the data set's files are (or will be) stored")
-    resolution: int | None = Field(None, ge=4, description="resize to this side; default: native")
+    resolution: int | None = Field(None, ge=4, le=1024, description="resize to this side; default: native")
     split: str = Field("train")
     labelled: bool = Field(True, description="expose class labels (cifar10, stl10, mnist)")
     download: bool = Field(False, description="let torchvision download (needs a network)")
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, le=10_000_000)
 
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -262,7 +280,16 @@ def load_torchvision(name: str, p: TorchvisionParams) -> tuple[Tensor, Tensor | 
     return _resize_uint8(data, p.resolution or native), labels
 
 
+#: the splits each torchvision data set has (torchvision's own names)
+SPLITS = {"cifar10": ("train", "test"), "mnist": ("train", "test"),
+          "stl10": ("train", "test", "unlabeled", "train+unlabeled"),
+          "celeba": ("train", "valid", "test", "all")}
+
+
 def torchvision_info(name: str, p: TorchvisionParams) -> DataInfo:
+    if p.split not in SPLITS[name]:
+        raise DataError(f"{name} has no split {p.split[:60]!r}", where="data.split",
+                        fix=f"use one of {', '.join(SPLITS[name])}.")
     _, native, channels, classes, _ = TORCHVISION[name]
     side = p.resolution or native
     labelled = p.labelled and classes is not None and not (name == "stl10" and "unlabeled" in p.split)

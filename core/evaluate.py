@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .errors import SpecError, suggest
+from .safeio import append_jsonl
 from .metrics.base import FeatureSet, MetricError
 from .metrics.features import (DigitsFeatures, FeatureNet, digits_data, find_inception_weights,
                                missing_inception_fix, select_feature_net)
@@ -273,6 +274,5 @@ def record_eval(run_dir: str | Path, result: dict[str, Any], *, step: int | None
     path = Path(run_dir) / "eval.jsonl"
     row = {"step": step, **result, "metrics": metrics, "time": time.time(),
            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
-    with open(path, "a") as fh:
-        fh.write(json.dumps(row, allow_nan=True) + "\n")
+    append_jsonl(path, row)
     return path

@@ -36,6 +36,49 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights: beyond this a spec is a mistake
+
+
+def _check_size(resolved: Any) -> None:
+    """Count the backbone's parameters on the meta device (nothing is allocated) and refuse a
+    stack whose networks would not fit in memory, before anything is built for real."""
+    try:
+        with torch.device("meta"):
+            meta = _build.build_backbone(resolved)
+        n = sum(p.numel() for p in meta.parameters())
+    except GantkError:
+        raise
+    except Exception:  # a backbone that cannot be built on the meta device: no estimate
+        return
+    if n > MAX_PARAMETERS:
+        raise SpecError(f"the backbone would have {n:,} parameters, more than the "
+                        f"{MAX_PARAMETERS:,} gantk builds", where="backbone",
+                        fix="lower the widths, latent size or resolution of the backbone.")
+
+
+def run_dir_of(given: Path, ckpt: Checkpoint) -> Path | None:
+    """The run directory results may be written to: the folder the user named, or for a file
+    ``RUN/checkpoints/X.safetensors`` the run it sits in when it holds the same stack. A loose
+    or foreign checkpoint has none, so ``gantk eval`` never writes two folders above a file it
+    was handed, nor into another stack's run."""
+    from .runs import same_stack, stored_stack
+    from .safeio import is_dir
+
+    if is_dir(given):
+        return given
+    run = ckpt.path.parent.parent
+    if ckpt.path.parent.name != "checkpoints":
+        return None
+    reference = stored_stack(run)
+    if reference is None:
+        return None
+    if not same_stack(reference, ckpt.spec):
+        _warn(f"{ckpt.path} holds another stack than the run {run} it sits in; nothing is "
+              "written into that run")
+        return None
+    return run
+
+
 def _warn(text: str) -> None:
     from rich.console import Console
     from rich.text import Text
@@ -55,6 +98,7 @@ class Pipeline:
         self.spec: StackSpec = self.resolved.spec
         self.data_info = self.resolved.data_info
         self.device = resolve_device(device or self.spec.train.device)
+        _check_size(self.resolved)
         torch.manual_seed(self.spec.seed)  # network initialisation is part of the seeded run
         self.backbone = _build.build_backbone(self.resolved).to(self.device)
         self.loss = _build.build_loss(self.resolved)
@@ -81,11 +125,15 @@ class Pipeline:
     def load(cls, path: str | Path, *, device: str | None = None, step: int | None = None,
              manager: PluginManager | None = None) -> Pipeline:
         """Load a run directory (its latest intact checkpoint, or ``step``) or one checkpoint file."""
-        from .runs import find_checkpoint
+        from .runs import open_checkpoint
 
-        ckpt = Checkpoint(find_checkpoint(Path(path), step=step, warn=_warn))
+        ckpt = open_checkpoint(Path(path), step=step, warn=_warn)
+        stored = ckpt.spec  # a JSON object (Checkpoint refuses anything else): data, never a path
+        if isinstance(stored.get("data"), dict) and stored["data"].get("download"):
+            # a file on disk may not make gantk reach the network or write outside the run
+            stored = {**stored, "data": {**stored["data"], "download": False}}
         try:
-            spec = parse_spec(ckpt.spec)
+            spec = parse_spec(stored)
         except SpecError as exc:
             raise CheckpointError(f"the stack stored in the checkpoint no longer validates: "
                                   f"{exc.paragraph()}", where=str(ckpt.path),
@@ -93,8 +141,7 @@ class Pipeline:
                                       f"{ckpt.plugins}.") from None
         pipe = cls(spec, manager=manager, device=device)
         pipe.load_checkpoint(ckpt, optimizers=False)
-        path = Path(path)
-        pipe.run_dir = path if path.is_dir() else ckpt.path.parent.parent
+        pipe.run_dir = run_dir_of(Path(path), ckpt)
         return pipe
 
     # ------------------------------------------------------------------ state
@@ -130,7 +177,13 @@ class Pipeline:
                                rng=self.rng_state(), step=self.step, spec_json=self.spec.to_json(),
                                plugins=self.plugin_versions(), extra=extra)
 
-    def load_checkpoint(self, ckpt: Checkpoint | str | Path, *, optimizers: bool = True) -> None:
+    def load_checkpoint(self, ckpt: Checkpoint | str | Path, *, optimizers: bool = True,
+                        fork: bool = False) -> None:
+        """Load weights (and with ``optimizers`` the optimiser, RNG and data-order state).
+
+        Everything is checked before anything is changed. With ``fork`` this stack's train.*
+        settings win over the stored optimiser hyper-parameters (learning rates, betas, weight
+        decay); a different optimiser type starts with fresh optimiser state."""
         ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint(ckpt)
         stored = ckpt.spec
         mine = self.spec.to_dict()
@@ -141,12 +194,24 @@ class Pipeline:
                     f"this stack ({mine.get(key)!r})", where=str(ckpt.path),
                     fix="use Pipeline.load(path) to rebuild the stack from the checkpoint, or "
                         "train into a new run directory.")
+        same_optim = ckpt.spec.get("train", {}).get("optimizer") == self.spec.train.optimizer
+        if optimizers:
+            ckpt.check_rng()
+            for name, opt in self.trainer.optimizers.items():
+                if same_optim or not fork:
+                    ckpt.check_optimizer(name, opt)
         for name, module in self.modules().items():
             ckpt.load_module(name, module)
         self.step = ckpt.step
         if optimizers:
             for name, opt in self.trainer.optimizers.items():
+                if fork and not same_optim:
+                    continue
+                fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
                 ckpt.load_optimizer(name, opt)
+                if fork:
+                    for group, settings in zip(opt.param_groups, fresh, strict=True):
+                        group.update(settings)
             rng = ckpt.rng("torch")
             if rng is not None:
                 torch.set_rng_state(rng)
@@ -182,20 +247,33 @@ class Pipeline:
 
     # ------------------------------------------------------------------ training
     def train(self, steps: int | None = None, *, out: str | Path | None = None,
-              progress: bool = True) -> dict[str, float]:
+              progress: bool = True, fork_from: str | Path | None = None) -> dict[str, float]:
         """Train ``steps`` more G updates (default: up to ``spec.train.steps`` in total).
 
         With ``out`` (or a run directory this pipeline was loaded from) the run writes metrics,
-        samples and checkpoints there; an existing run in ``out`` is resumed."""
+        samples and checkpoints there; an existing run in ``out`` is resumed. ``fork_from`` (a
+        run directory or checkpoint) starts ``out`` from that checkpoint with this stack's
+        train.* settings (docs/reliability.md)."""
+        from .checkpoint import NONFINITE_FIX, check_finite
         from .runs import RunWriter
 
         if out is not None:
             self.run_dir = Path(out)
+        if fork_from is not None and self.run_dir is None:
+            raise GantkError("fork_from needs a run directory to write to", where="fork_from",
+                             fix="pass out=NEW_RUN_DIR.")
         target = self.spec.train.steps if steps is None else self.step + steps
         writer = RunWriter(self, self.run_dir) if self.run_dir is not None else None
         if writer is not None:
-            writer.prepare()
+            writer.prepare(fork_from=fork_from)
         logs = writer.loop(target, progress=progress) if writer else self._loop(target)
+        bad = check_finite(self.modules())
+        if bad:
+            from .errors import TrainingError
+
+            raise TrainingError(f"training ended at step {self.step} with non-finite weights "
+                                f"({', '.join(bad[:5])})", where=str(self.run_dir or "pipeline"),
+                                fix=NONFINITE_FIX)
         for comp in self.components:
             comp.on_train_end(self)
         self.manager.hook.gantk_on_train_end(pipeline=self, run_dir=self.run_dir)

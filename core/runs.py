@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,9 @@ import torch
 
 from .checkpoint import Checkpoint
 from .errors import CheckpointError, GantkError, TrainingError
+from .safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, is_regular, read_jsonl,
+                     read_text, sweep_temp, trim)
+from .signals import Interrupted, deferred_stop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import Pipeline
@@ -34,44 +39,94 @@ _CKPT = re.compile(r"step_(\d+)\.safetensors$")
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every regular ``step_*.safetensors`` file, oldest first (pipes,
+    devices, folders and a ``checkpoints/`` symlink loop are passed over, never opened)."""
     folder = run_dir / "checkpoints"
     found = []
-    for f in folder.glob("step_*.safetensors") if folder.is_dir() else []:
-        m = _CKPT.search(f.name)
-        if m:
-            found.append((int(m.group(1)), f))
+    try:
+        names = sorted(os.listdir(folder)) if is_dir(folder) else []
+    except OSError:
+        names = []
+    for name in names:
+        m = _CKPT.fullmatch(name)
+        if m and is_regular(folder / name):
+            found.append((int(m.group(1)), folder / name))
     return sorted(found)
 
 
-def find_checkpoint(path: Path, *, step: int | None = None, warn=None) -> Path:
-    """A checkpoint file: ``path`` itself, or the newest intact one in run directory ``path``."""
-    if path.is_file():
-        return path
-    if not path.exists():
+def same_stack(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two stored specs describe the same networks (train.* settings may differ)."""
+    return all(a.get(k) == b.get(k) for k in ("backbone", "loss", "methods", "data"))
+
+
+def stored_stack(run_dir: Path, warn=None) -> dict[str, Any] | None:
+    """The run's spec.json if it is intact (it is rewritten from the checkpoint on every start,
+    so a damaged one only costs a warning)."""
+    f = run_dir / "spec.json"
+    if not f.exists() and not f.is_symlink():
+        return None
+    try:
+        d = json.loads(read_text(f, what="spec.json"))
+    except (GantkError, ValueError, RecursionError) as exc:
+        d, why = None, getattr(exc, "message", type(exc).__name__)
+    else:
+        why = "not a JSON object"
+    if not isinstance(d, dict):
+        if warn is not None:
+            warn(f"{f} is damaged ({why}); it is rewritten from the checkpoint")
+        return None
+    return d
+
+
+def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
+                    accept: Callable[[Checkpoint], None] | None = None) -> Checkpoint:
+    """A checkpoint: ``path`` itself, or the newest intact one in run directory ``path``.
+
+    In a run directory a checkpoint that is unreadable, damaged, of another stack than the run's
+    spec.json, or refused by ``accept`` (which raises CheckpointError) is skipped with a
+    warning, and the next older one is tried."""
+    if not is_dir(path):
+        if path.exists() or path.is_symlink():
+            ckpt = Checkpoint(path)
+            if accept is not None:
+                accept(ckpt)
+            return ckpt
         raise CheckpointError("no such file or run directory", where=str(path),
                               fix="give a run directory written by `gantk train` or a .safetensors file.")
     found = list_checkpoints(path)
     if step is not None:
-        for s, f in found:
-            if s == step:
-                return f
-        raise CheckpointError(f"no checkpoint for step {step} (have {[s for s, _ in found]})",
-                              where=str(path), fix="pick one of the steps listed.")
+        found = [(s, f) for s, f in found if s == step]
+        if not found:
+            raise CheckpointError(f"no checkpoint for step {step} (have "
+                                  f"{trim([s for s, _ in list_checkpoints(path)], 200)})",
+                                  where=str(path), fix="pick one of the steps listed.")
     if not found:
         raise CheckpointError("the run directory holds no checkpoint", where=str(path / "checkpoints"),
                               fix="train first (`gantk train STACK.toml --out RUN_DIR`).")
+    reference = stored_stack(path, warn)
     errors = []
-    for s, f in reversed(found):  # newest intact one wins
+    for _, f in reversed(found):  # newest intact one wins
         try:
-            Checkpoint(f)
+            ckpt = Checkpoint(f)
+            if reference is not None and not same_stack(ckpt.spec, reference):
+                raise CheckpointError("it holds a different stack than the run's spec.json",
+                                      where=str(f))
+            if accept is not None:
+                accept(ckpt)
             if errors and warn is not None:
-                warn(f"skipped damaged checkpoint(s): {'; '.join(errors)}; using {f.name}")
-            return f
+                warn(f"skipped damaged or foreign checkpoint(s): {trim('; '.join(errors), 600)}; "
+                     f"using {f.name}")
+            return ckpt
         except CheckpointError as exc:
             errors.append(f"{f.name} ({exc.message})")
-    raise CheckpointError("every checkpoint in the run directory is damaged: " + "; ".join(errors),
-                          where=str(path / "checkpoints"),
+    raise CheckpointError("no checkpoint in the run directory is usable: "
+                          + trim("; ".join(errors), 600), where=str(path / "checkpoints"),
                           fix="restore a checkpoint from a backup or start a new run directory.")
+
+
+def find_checkpoint(path: Path, *, step: int | None = None, warn=None) -> Path:
+    """The path of :func:`open_checkpoint`'s choice."""
+    return open_checkpoint(path, step=step, warn=warn).path
 
 
 def _strip_none(obj: Any) -> Any:
@@ -95,16 +150,22 @@ class RunWriter:
         self.console = None
         self._best: float | None = None
         self._noted = False
+        self.window: dict[str, torch.Tensor] = {}  # sums since the last logged row
+        self.counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ files
     def write_spec(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.dir)
         d = self.pipe.spec.to_dict()
-        (self.dir / "spec.json").write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
-        (self.dir / "spec.toml").write_text(spec_to_toml(d))
+        atomic_write(self.dir / "spec.json", json.dumps(d, indent=2, sort_keys=True) + "\n")
+        atomic_write(self.dir / "spec.toml", spec_to_toml(d))
 
     def checkpoint(self, *, name: str | None = None, extra: dict[str, Any] | None = None) -> Path:
         path = self.dir / "checkpoints" / (name or f"step_{self.pipe.step:08d}.safetensors")
+        if name is None:  # the log window travels with the step checkpoints (see _restore_window)
+            extra = {**(extra or {}), "log_window": {
+                k: [float(v), self.counts[k], str(v.dtype).removeprefix("torch.")]
+                for k, v in self.window.items()}}
         self.pipe.save_checkpoint(path, extra=extra)
         keep = self.pipe.spec.train.keep_checkpoints
         for _, old in list_checkpoints(self.dir)[:-keep]:
@@ -112,8 +173,7 @@ class RunWriter:
         return path
 
     def log(self, row: dict[str, Any], file: str = "metrics.jsonl") -> None:
-        with open(self.dir / file, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        append_jsonl(self.dir / file, row)
 
     def samples(self) -> Path:
         pipe = self.pipe
@@ -127,27 +187,68 @@ class RunWriter:
                                  title=f"{pipe.spec.shorthand} step {pipe.step}")
 
     # ------------------------------------------------------------------ resume
-    def prepare(self) -> None:
-        """Resume from the newest intact checkpoint, or start the directory."""
+    def prepare(self, *, fork_from: str | Path | None = None) -> None:
+        """Resume from the newest usable checkpoint (or fork one), or start the directory.
+
+        The log-replay rule: whatever happened before (kills at any write, restarts before the
+        first checkpoint), the logs are cut back to the rows at or before the step training
+        goes on from, and the unlogged window of that step is restored from the checkpoint, so
+        the rows written from here on are those of the uninterrupted run."""
         pipe = self.pipe
+        ensure_dir(self.dir)
+        sweep_temp(self.dir)
+        sweep_temp(self.dir / "checkpoints", broad=True)
         found = list_checkpoints(self.dir)
-        if found and pipe.step == 0:
-            stored = json.loads((self.dir / "spec.json").read_text()) if (self.dir / "spec.json").exists() else None
+        if fork_from is not None:
+            if found:
+                raise TrainingError("--fork-from starts a new run, but this directory already "
+                                    "holds one", where=str(self.dir),
+                                    fix="choose a new --out directory, or leave out --fork-from to "
+                                        "resume this run.")
+            src = Path(fork_from)
+            ckpt = open_checkpoint(src, warn=self._warn, accept=lambda c: pipe.load_checkpoint(
+                c, optimizers=True, fork=True))
+            self._restore_window(ckpt)
+            src_run = ckpt.path.parent.parent if is_dir(src) or ckpt.path.parent.name == \
+                "checkpoints" else None
+            rows = [r for r in read_jsonl(src_run / "metrics.jsonl", warn=self._warn)
+                    if _step_of(r) <= pipe.step] if src_run is not None else []
+            atomic_write(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+            self._say(f"forked {ckpt.path} (step {pipe.step}) into {self.dir}")
+        elif found and pipe.step == 0:
             mine = pipe.spec.to_dict()
-            if stored is not None:
-                diff = _diff(stored, mine, ignore={"train.steps"})
+
+            def accept(ckpt: Checkpoint) -> None:
+                diff = _diff(ckpt.spec, mine, ignore={"train.steps"})
                 if diff:
                     raise TrainingError(
-                        "the run directory holds a run of a different stack (" + "; ".join(diff[:5])
-                        + ")", where=str(self.dir),
-                        fix="train into a new --out directory, or run the same stack to resume "
-                            "(only train.steps may change between runs).")
-            path = find_checkpoint(self.dir, warn=self._warn)
-            pipe.load_checkpoint(Checkpoint(path), optimizers=True)
-            self._truncate_logs(pipe.step)
+                        "the run directory holds a run of a different stack or different "
+                        "settings (" + trim("; ".join(diff[:5]), 600) + ")", where=str(self.dir),
+                        fix="train into a new --out directory, run the same stack to resume (only "
+                            "train.steps may change), or fork the run with new train.* settings: "
+                            f"--out NEW_RUN --fork-from {self.dir} (docs/reliability.md).")
+                pipe.load_checkpoint(ckpt, optimizers=True)
+
+            ckpt = open_checkpoint(self.dir, warn=self._warn, accept=accept)
+            self._restore_window(ckpt)
             self._restore_best()
-            self._say(f"resuming {self.dir} from step {pipe.step} ({path.name})")
+            self._say(f"resuming {self.dir} from step {pipe.step} ({ckpt.path.name})")
+        self._replay_logs(pipe.step)
         self.write_spec()
+
+    def _restore_window(self, ckpt: Checkpoint) -> None:
+        self.window, self.counts = {}, {}
+        stored = ckpt.extra.get("log_window", {})
+        if not isinstance(stored, dict):
+            return
+        for key, item in stored.items():
+            try:
+                value, count, dtype = item
+                self.window[key] = torch.tensor(float(value), dtype=getattr(torch, str(dtype)),
+                                                device=self.pipe.device)
+                self.counts[key] = int(count)
+            except (TypeError, ValueError, AttributeError, RuntimeError):
+                self._warn(f"{ckpt.path.name}: ignored a damaged log-window entry {trim(key, 40)!r}")
 
     def _restore_best(self) -> None:
         """Carry the best value over a resume, so best.safetensors only ever improves."""
@@ -158,18 +259,24 @@ class RunWriter:
             return
         try:
             stored = read_extra(best).get("best", {})
+            if key in stored:
+                self._best = float(stored[key])
         except Exception:  # an unreadable best file is simply replaced by the next best
             return
-        if key in stored:
-            self._best = float(stored[key])
 
-    def _truncate_logs(self, step: int) -> None:
+    def _replay_logs(self, step: int) -> None:
+        """Keep the complete rows at or before ``step`` (``gantk eval`` results are kept
+        whatever their step: they are the user's finished work); rewrite atomically."""
         for name in ("metrics.jsonl", "eval.jsonl"):
             f = self.dir / name
-            if f.exists():
-                rows = [ln for ln in f.read_text().splitlines() if ln.strip()]
-                keep = [ln for ln in rows if json.loads(ln).get("step", 0) <= step]
-                f.write_text("".join(ln + "\n" for ln in keep))
+            if not f.exists() and not f.is_symlink():
+                continue
+            rows = read_jsonl(f, warn=self._warn)
+            keep = [r for r in rows if _step_of(r) <= step
+                    or (name == "eval.jsonl" and r.get("source") == "gantk eval")]
+            text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in keep)
+            if text != read_text(f, what=name):
+                atomic_write(f, text)
 
     def _say(self, text: str) -> None:
         from rich.console import Console
@@ -184,31 +291,30 @@ class RunWriter:
 
     # ------------------------------------------------------------------ loop
     def loop(self, target: int, *, progress: bool = True) -> dict[str, float]:
+        """Train to ``target``; SIGINT/SIGTERM stop at the next step boundary with a checkpoint."""
         from .progress import TrainProgress
 
         pipe, train = self.pipe, self.pipe.spec.train
         pipe.backbone.train()
         floats: dict[str, float] = {}
         logs: dict[str, torch.Tensor] = {}
-        window: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
         bar = TrainProgress(start=pipe.step, total=target, enabled=progress,
                             log_every=train.log_every)
         self.console = bar.console
         t_last, s_last = time.perf_counter(), pipe.step
-        with bar:
+        with bar, deferred_stop() as stop:
             while pipe.step < target:
                 logs = pipe.trainer.step(pipe.step + 1, pipe.stream)
                 pipe.step += 1
                 step = pipe.step
                 last = step == target
                 for k, v in logs.items():  # window means: lazy terms (r1, path_length) show too
-                    window[k] = window[k] + v if k in window else v
-                    counts[k] = counts.get(k, 0) + 1
+                    self.window[k] = self.window[k] + v if k in self.window else v
+                    self.counts[k] = self.counts.get(k, 0) + 1
                 floats = {}
                 if step % train.log_every == 0 or last:
-                    floats = {k: float(v) / counts[k] for k, v in window.items()}
-                    window, counts = {}, {}
+                    floats = {k: float(v) / self.counts[k] for k, v in self.window.items()}
+                    self.window, self.counts = {}, {}
                     now = time.perf_counter()
                     rate = (step - s_last) / max(now - t_last, 1e-9)
                     t_last, s_last = now, step
@@ -219,8 +325,12 @@ class RunWriter:
                     self.samples()
                 if train.eval_every and (step % train.eval_every == 0 or last) and train.eval_metrics:
                     self.evaluate()
-                if (train.ckpt_every and step % train.ckpt_every == 0) or last:
-                    self.checkpoint()
+                saved = (train.ckpt_every and step % train.ckpt_every == 0) or last
+                if saved:
+                    path = self.checkpoint()
+                if stop and not last:
+                    path = path if saved else self.checkpoint()
+                    raise Interrupted(stop.name, step, path)
         return floats or {k: float(v) for k, v in logs.items()}
 
     def evaluate(self) -> None:
@@ -248,6 +358,11 @@ class RunWriter:
         if self._best is None or sign * value < sign * self._best:
             self._best = value
             self.checkpoint(name="best.safetensors", extra={"best": {key: value, "step": pipe.step}})
+
+
+def _step_of(row: dict[str, Any]) -> float:
+    step = row.get("step", 0)
+    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else math.inf
 
 
 def _diff(a: Any, b: Any, *, prefix: str = "", ignore: set[str] = frozenset()) -> list[str]:

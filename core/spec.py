@@ -18,21 +18,33 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import SpecError, suggest
+from .safeio import trim
+
+
+#: limits that keep any spec from reaching a traceback or a memory blow-up (docs/reliability.md)
+MAX_INT = 2**63 - 1          # every integer in a spec fits in 64 bits
+MAX_DEPTH = 16               # tables and arrays nested deeper than this are refused
+MAX_SPEC_BYTES = 1 << 20     # a stack file larger than 1 MiB is refused
+MAX_STEPS = 10**9
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
+
+_Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class ComponentSpec(BaseModel):
     """A named component with its options (the options are validated by the component's Params)."""
 
     model_config = ConfigDict(extra="allow")
-    name: str
+    name: str = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.+\-]+$")
 
     @property
     def options(self) -> dict[str, Any]:
@@ -40,34 +52,41 @@ class ComponentSpec(BaseModel):
 
 
 class TrainSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    steps: int = Field(2000, ge=0, description="total generator updates")
-    batch_size: int = Field(64, ge=1)
-    n_critic: int = Field(1, ge=1, description="D updates per G update")
-    lr_g: float = Field(2e-4, gt=0)
-    lr_d: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    steps: int = Field(2000, ge=0, le=MAX_STEPS, description="total generator updates")
+    batch_size: int = Field(64, ge=1, le=65_536)
+    n_critic: int = Field(1, ge=1, le=100, description="D updates per G update")
+    lr_g: float = Field(2e-4, gt=0, le=10)
+    lr_d: float = Field(2e-4, gt=0, le=10)
+    betas: tuple[_Beta, _Beta] = (0.5, 0.999)
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=10)
     ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of G for sampling; 0 turns it off")
-    log_every: int = Field(50, ge=1)
-    sample_every: int = Field(500, ge=0, description="sample grid/plot every N steps; 0: only at the end")
-    ckpt_every: int = Field(500, ge=0, description="checkpoint every N steps; 0: only at the end")
-    keep_checkpoints: int = Field(3, ge=1)
-    eval_every: int = Field(0, ge=0, description="evaluate every N steps; 0: never during training")
-    eval_metrics: list[str] = Field(default_factory=list)
-    eval_n: int = Field(2000, ge=10)
-    best_metric: str | None = Field(None, description="keep the checkpoint that is best by this metric")
-    num_samples: int = Field(64, ge=1, description="samples in each grid (points for 2-D data: 2000)")
-    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    log_every: int = Field(50, ge=1, le=MAX_STEPS)
+    sample_every: int = Field(500, ge=0, le=MAX_STEPS,
+                              description="sample grid/plot every N steps; 0: only at the end")
+    ckpt_every: int = Field(500, ge=0, le=MAX_STEPS,
+                            description="checkpoint every N steps; 0: only at the end")
+    keep_checkpoints: int = Field(3, ge=1, le=10_000)
+    eval_every: int = Field(0, ge=0, le=MAX_STEPS,
+                            description="evaluate every N steps; 0: never during training")
+    eval_metrics: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list,
+                                                                       max_length=64)
+    eval_n: int = Field(2000, ge=10, le=1_000_000)
+    best_metric: str | None = Field(None, max_length=100,
+                                    description="keep the checkpoint that is best by this metric")
+    num_samples: int = Field(64, ge=1, le=10_000,
+                             description="samples in each grid (points for 2-D data: 2000)")
+    device: str = Field("auto", pattern=DEVICE_PATTERN,
+                        description="'auto', 'cpu', 'mps', 'cuda', 'cuda:1', ...")
 
 
 class StackSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_INT)
     backbone: ComponentSpec
     loss: ComponentSpec = ComponentSpec(name="ns")
-    methods: list[ComponentSpec] = Field(default_factory=list)
+    methods: list[ComponentSpec] = Field(default_factory=list, max_length=32)
     data: ComponentSpec = ComponentSpec(name="ring")
     train: TrainSpec = Field(default_factory=TrainSpec)
 
@@ -175,9 +194,47 @@ def _merge_shorthand(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _parse_value(text: str) -> Any:
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text  # a bare word is a string
+        value = text  # a bare word is a string
+    except RecursionError:
+        raise SpecError(f"the value {trim(text, 60)!r} is nested too deeply", where="--set",
+                        fix=f"nest arrays and tables at most {MAX_DEPTH} deep.") from None
+    check_shape(value, where="--set")
+    return value
+
+
+def check_shape(value: Any, *, where: str, depth: int = 0) -> None:
+    """Refuse what no spec field can need: nesting beyond MAX_DEPTH, integers beyond 64 bits,
+    keys that are not strings, values that are not TOML data."""
+    if depth > MAX_DEPTH:
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=where,
+                        fix="flatten the value; no gantk option nests that deep.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"{value} is not a finite number", where=where,
+                        fix="use a finite value; every gantk option is a finite number.")
+    if isinstance(value, bool) or value is None or isinstance(value, (float, str)):
+        return
+    if isinstance(value, int):
+        if not -MAX_INT - 1 <= value <= MAX_INT:
+            raise SpecError(f"the integer {trim(value, 40)} does not fit in 64 bits", where=where,
+                            fix="use a value of a sensible size.")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise SpecError(f"the key {trim(repr(k), 40)} is not a string", where=where,
+                                fix="use string keys.")
+            check_shape(v, where=f"{where}.{k}" if where else k, depth=depth + 1)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_shape(v, where=f"{where}[{i}]", depth=depth + 1)
+        return
+    if type(value).__module__ == "datetime":  # TOML dates: valid data, refused by the fields
+        return
+    raise SpecError(f"a value of type {type(value).__name__} is not spec data", where=where,
+                    fix="use TOML values (strings, numbers, booleans, arrays, tables).")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -186,11 +243,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
     raw = copy.deepcopy(raw)
     for item in overrides or []:
+        if not isinstance(item, str):
+            raise SpecError(f"an override must be a string, got {type(item).__name__}",
+                            where="--set", fix="write section.option=value.")
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or not key:
-            raise SpecError(f"cannot read the override {item!r}", where="--set",
-                            fix="write --set section.option=value, e.g. --set train.steps=500.")
+        where = f"--set {trim(item, 80)}"
+        if not sep or not _KEY.fullmatch(key):
+            raise SpecError(f"cannot read the override {trim(item, 80)!r}", where="--set",
+                            fix="write --set section.option=value with a dotted key of names "
+                                "(and [N] for a methods entry), e.g. --set train.steps=500.")
         val = _parse_value(value.strip())
         if key == "stack" or key == "seed":
             raw[key] = val
@@ -200,10 +262,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         if parts[0] == "methods" and len(parts) >= 3:
             ident = parts[1]
             methods = raw.setdefault("methods", [])
+            if not isinstance(methods, list) or not all(isinstance(m, dict) for m in methods):
+                raise SpecError("methods is not a list of tables", where=where,
+                                fix="write [[methods]] tables, or override the shorthand instead.")
             if ident.isdigit():
                 idx = int(ident)
                 if idx >= len(methods):
-                    raise SpecError(f"there is no methods[{idx}]", where=f"--set {item}",
+                    raise SpecError(f"there is no methods[{idx}]", where=where,
                                     fix=f"the stack has {len(methods)} method table(s).")
                 target = methods[idx]
             else:
@@ -213,7 +278,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
                         target = {"name": ident}
                         methods.append(target)
                     else:
-                        raise SpecError(f"the stack has no method {ident!r}", where=f"--set {item}",
+                        raise SpecError(f"the stack has no method {ident!r}", where=where,
                                         fix="add it to the stack first.")
             node = target
             parts = parts[2:]
@@ -222,25 +287,46 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise SpecError(f"{p!r} is not a table", where=f"--set {item}",
+                raise SpecError(f"{p!r} is not a table", where=where,
                                 fix="override a leaf option.")
         node[parts[-1]] = val
     return raw
 
 
+_KEY = re.compile(r"[A-Za-z0-9_+\-]+(\[[0-9]{1,4}\])?(\.[A-Za-z0-9_+\-]+(\[[0-9]{1,4}\])?)*")
+
+
 # ---------------------------------------------------------------------------- loading
 
 def load_toml(path: str | Path) -> dict[str, Any]:
+    from .safeio import RunDirError, read_text, regular_file
+
     path = Path(path)
     if not path.exists():
-        raise SpecError("file not found", where=str(path),
+        raise SpecError("file not found", where=trim(path, 200),
                         fix="check the path; example stacks live in examples/stacks/.")
     try:
-        return tomllib.loads(path.read_text())
+        if regular_file(path, what="stack file").stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"the stack file is larger than {MAX_SPEC_BYTES} bytes",
+                            where=str(path), fix="a stack file is a few lines of TOML; check the path.")
+        return parse_toml_text(read_text(path, what="stack file"), where=str(path))
+    except RunDirError as exc:
+        raise SpecError(exc.message, where=exc.where, fix=exc.fix) from None
+
+
+def parse_toml_text(text: str, *, where: str = "stack") -> dict[str, Any]:
+    """TOML text -> dict, with malformed, too deep or too large documents as SpecError."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"malformed TOML: {exc}", where=str(path),
+        raise SpecError(f"malformed TOML: {trim(exc, 300)}", where=where,
                         fix="correct the syntax at that line (strings need quotes, tables "
                             "[name], lists of tables [[methods]]).") from None
+    except RecursionError:
+        raise SpecError("arrays or tables are nested too deeply", where=where,
+                        fix=f"nest at most {MAX_DEPTH} levels; no gantk option needs more.") from None
+    check_shape(raw, where="")
+    return raw
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -261,9 +347,13 @@ def parse_spec(source: str | Path | dict[str, Any] | StackSpec,
             return source
         raw = source.to_dict()
     elif isinstance(source, dict):
+        check_shape(source, where="")
         raw = copy.deepcopy(source)
-    else:
+    elif isinstance(source, (str, Path)):
         raw = load_toml(source)
+    else:
+        raise SpecError(f"a spec is a TOML path, a dict or a StackSpec, not "
+                        f"{type(source).__name__}", where="spec", fix="pass one of those.")
     overrides = list(overrides or [])
     first = [o for o in overrides if o.partition("=")[0].strip() == "stack"]
     raw = apply_overrides(raw, first)  # a new shorthand first, then options over it
@@ -276,7 +366,11 @@ def parse_spec(source: str | Path | dict[str, Any] | StackSpec,
     for key in ("backbone", "loss", "data"):
         if isinstance(raw.get(key), str):
             raw[key] = {"name": raw[key]}
-    raw["methods"] = [{"name": m} if isinstance(m, str) else m for m in raw.get("methods", [])]
+    methods = raw.get("methods", [])
+    if not isinstance(methods, list):
+        raise SpecError(f"expected a list of method tables, got {trim(repr(methods), 60)}",
+                        where="methods", fix="write [[methods]] tables or name methods in stack.")
+    raw["methods"] = [{"name": m} if isinstance(m, str) else m for m in methods]
     try:
         return StackSpec.model_validate(raw)
     except ValidationError as exc:
@@ -289,5 +383,5 @@ def parse_spec(source: str | Path | dict[str, Any] | StackSpec,
                 problems.append(f"{where}: unknown key" + (f" ({hint})" if hint else ""))
             else:
                 problems.append(f"{where}: {err['msg']}")
-        raise SpecError("; ".join(problems),
+        raise SpecError(trim("; ".join(problems), 1500),
                         fix="see docs/stacks.md for every section and key.") from None

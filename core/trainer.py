@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from .checkpoint import NONFINITE_FIX
 from .errors import TrainingError
 from .interfaces import Component, LatentTransform, Regularizer, StepContext
 
@@ -133,9 +134,8 @@ class Trainer:
             f"at step {step} ({phase} update) the loss became non-finite: "
             + ", ".join(f"{k} = {v}" for k, v in bad.items()),
             where=f"training step {step}",
-            fix="no update of this step was applied and the last checkpoint in RUN_DIR/checkpoints "
-                "is intact; lower train.lr_d / train.lr_g, reduce the offending term's weight, or "
-                "check the data's value range, then run the same command again to resume.")
+            fix="no update of this step was applied; lower train.lr_d / train.lr_g, reduce the "
+                "offending term's weight, or check the data's value range. " + NONFINITE_FIX)
 
     def _update(self, step: int, phase: str, opt: torch.optim.Optimizer,
                 values: dict[str, Tensor], logs: dict[str, Tensor]) -> None:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .interfaces import DataInfo
+from .safeio import atomic_path
 
 
 def save_grid(x: Tensor, path: str | Path, *, nrow: int | None = None) -> Path:
@@ -16,10 +17,10 @@ def save_grid(x: Tensor, path: str | Path, *, nrow: int | None = None) -> Path:
     from torchvision.utils import save_image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = x.detach().float().cpu()
     nrow = nrow or max(1, int(math.ceil(math.sqrt(len(x)))))
-    save_image((x.clamp(-1, 1) + 1) / 2, str(path), nrow=nrow, padding=1)
+    with atomic_path(path) as tmp:
+        save_image((x.clamp(-1, 1) + 1) / 2, str(tmp), nrow=nrow, padding=1, format="png")
     return path
 
 
@@ -32,7 +33,6 @@ def save_scatter(points: Tensor, path: str | Path, *, info: DataInfo | None = No
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pts = points.detach().float().cpu().reshape(len(points), -1)[:, :2]
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
     if real is not None:
@@ -51,8 +51,11 @@ def save_scatter(points: Tensor, path: str | Path, *, info: DataInfo | None = No
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -67,16 +70,16 @@ def save_tensor_file(x: Tensor, path: str | Path, *, y: Tensor | None = None,
                      z: Tensor | None = None) -> Path:
     """``.npz`` (numpy arrays x, y, z) or ``.pt`` (a dict of tensors, torch.save)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"x": x.detach().cpu()}
     if y is not None:
         payload["y"] = y.detach().cpu()
     if z is not None:
         payload["z"] = z.detach().cpu()
-    if path.suffix == ".npz":
-        import numpy as np
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        if path.suffix == ".npz":
+            import numpy as np
 
-        np.savez_compressed(path, **{k: v.numpy() for k, v in payload.items()})
-    else:
-        torch.save(payload, path)
+            np.savez_compressed(fh, **{k: v.numpy() for k, v in payload.items()})
+        else:
+            torch.save(payload, fh)
     return path

@@ -14,6 +14,7 @@ from gantk import CheckpointError, Pipeline, TrainingError, temporary_plugin
 from gantk.hookspecs import hookimpl
 from gantk.interfaces import Regularizer
 from gantk.runs import list_checkpoints
+from gantk.safeio import RunDirError
 
 
 def _losses(run: Path) -> list[tuple[int, float, float]]:
@@ -69,7 +70,7 @@ def test_checkpoint_write_is_atomic(tmp_path, ring_spec, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt_mod, "save_file", explode)
-    with pytest.raises(OSError):
+    with pytest.raises(RunDirError, match="disk full"):
         pipe.save_checkpoint(good)  # overwrite attempt of the same file
     assert good.read_bytes() == original
     assert not [f for f in good.parent.iterdir() if f.name.endswith(".tmp")]

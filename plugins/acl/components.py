@@ -40,7 +40,7 @@ class ACLParams(BaseModel):
         "encoder", description="what produces the real codes c = E(x): 'encoder' (ACL-GAN, ACL-AE) "
         "or 'classifier' (ACL-SGAN, Sec. 4.3: E is a classifier trained on labels, the code is its "
         "last fully connected layer; needs labelled data)")
-    code_hidden: int = Field(256, ge=1, description="hidden width of the two-layer MLPs G_z and "
+    code_hidden: int = Field(256, ge=1, le=16_384, description="hidden width of the two-layer MLPs G_z and "
                              "D_c (Sec. 5: 'simple 2-layer MLPs in the ACL module')")
     code_adversarial_weight: float = Field(1.0, ge=0, description="weight of the code adversarial "
                                            "loss L_Z (lambda_4 in Eq. 6, lambda_1 in Eq. 3)")
@@ -58,7 +58,7 @@ class ACLParams(BaseModel):
         "norm) or 'mean' (divided by D's feature width)")
     classification_weight: float = Field(1.0, ge=0, description="weight of the classifier's "
                                          "cross-entropy (inference = 'classifier' only)")
-    prior_modes: int = Field(1, ge=1, description="modes k of the Gaussian prior p_z (Sec. 5.6): "
+    prior_modes: int = Field(1, ge=1, le=10_000, description="modes k of the Gaussian prior p_z (Sec. 5.6): "
                              "1 = a single standard Gaussian, k > 1 = a k-mode mixture")
     prior_mode_radius: float = Field(2.0, gt=0, description="k > 1: the modes sit on a circle of "
                                      "this radius in the first two prior coordinates")

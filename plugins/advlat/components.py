@@ -30,7 +30,7 @@ _RESTORE_TEXT = ("put BatchNorm running statistics and spectral-norm power-itera
 
 class _SearchParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    steps: int = Field(1, ge=0, description="I-FGSM iterations n")
+    steps: int = Field(1, ge=0, le=100_000, description="I-FGSM iterations n")
     step_size: float = Field(0.01, gt=0, description="I-FGSM step epsilon of Eq. 6")
     radius: float | None = Field(None, gt=0, description="l_inf radius of Eq. 5's ball around z0, "
                                  "projected onto after every step; None: the implicit radius "
@@ -43,13 +43,13 @@ class _SearchParams(BaseModel):
 class AdvLatZParams(_SearchParams):
     """AdvLatGAN-z: post-training transform z* (Eq. 5-6), App. E.4: 100 steps of 0.01."""
 
-    steps: int = Field(100, ge=0, description="I-FGSM iterations n (App. E.4: 100 on CIFAR-10/STL-10)")
+    steps: int = Field(100, ge=0, le=100_000, description="I-FGSM iterations n (App. E.4: 100 on CIFAR-10/STL-10)")
 
 
 class AdvLatQuaParams(_SearchParams):
     """AdvLatGAN-qua (Algorithm 1): the z* search on the latents of D updates."""
 
-    steps: int = Field(1, ge=0, description="I-FGSM iterations t_z per D update (one in training)")
+    steps: int = Field(1, ge=0, le=100_000, description="I-FGSM iterations t_z per D update (one in training)")
 
 
 class _MSParams(BaseModel):
@@ -66,7 +66,7 @@ class MSGANParams(_MSParams):
 class AdvLatDivParams(_MSParams):
     """AdvLatGAN-div (Algorithm 2): the mode-seeking term on the Eq. 8 hard pair."""
 
-    steps: int = Field(3, ge=0, description="I-FGSM iterations t_z of the pair search (App. G.3: 3)")
+    steps: int = Field(3, ge=0, le=100_000, description="I-FGSM iterations t_z of the pair search (App. G.3: 3)")
     step_size: float = Field(0.01, gt=0, description="I-FGSM step epsilon (App. G.3: 0.01)")
     radius: float | None = Field(None, gt=0, description="l_inf radius of the ball around z0, "
                                  "projected onto every step; None: implicit")

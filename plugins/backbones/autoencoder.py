@@ -23,12 +23,14 @@ from torch import Tensor, nn
 
 from gantk.interfaces import Backbone, DataInfo
 
+from .layers import Width
+
 
 class AutoencoderParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    latent_dim: int = Field(10, ge=1, description="code size (10 in the ACL paper's MNIST comparison)")
-    width: int = Field(32, ge=1, description="base channel width w of the conv nets (w, 2w, 4w)")
-    hidden: list[int] = Field([128, 128], min_length=1, description="hidden widths for points data")
+    latent_dim: int = Field(10, ge=1, le=4096, description="code size (10 in the ACL paper's MNIST comparison)")
+    width: int = Field(32, ge=1, le=512, description="base channel width w of the conv nets (w, 2w, 4w)")
+    hidden: list[Width] = Field([128, 128], min_length=1, max_length=32, description="hidden widths for points data")
     prior: str = Field("normal", pattern="^(normal|uniform)$", description="prior of the codes fed "
                        "to the decoder at sampling time (ACL maps it onto the encoder's code space)")
     reconstruction: Literal["l2", "l1"] = Field("l2", description="distance of the reconstruction "

@@ -31,9 +31,10 @@ from .layers import (ConditionalBatchNorm2d, ProjectionHead, TPReLU, conditional
 
 class DCGANParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    latent_dim: int = Field(100, ge=1, description="size of z")
-    resolution: int | None = Field(None, description="image side; default: the data's (a multiple of 16)")
-    width: int = Field(64, ge=1, description="base channel width w (G: 16w..2w, D: w..8w)")
+    latent_dim: int = Field(100, ge=1, le=4096, description="size of z")
+    resolution: int | None = Field(None, ge=16, le=1024,
+                                   description="image side; default: the data's (a multiple of 16)")
+    width: int = Field(64, ge=1, le=256, description="base channel width w (G: 16w..2w, D: w..8w)")
     prior: str = Field("normal", pattern="^(normal|uniform)$", description="latent prior")
     spectral_norm: bool = Field(False, description="spectral normalisation on D's layers")
     batch_norm: bool = Field(True, description="BatchNorm in G and D as in Tables 15-16")

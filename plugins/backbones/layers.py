@@ -12,11 +12,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
 from gantk.interfaces import DataInfo
+
+#: a hidden-layer width in a spec: positive and small enough to allocate
+Width = Annotated[int, Field(ge=1, le=16_384)]
 
 
 def conditional_classes(conditional: bool, data: DataInfo, backbone: str) -> int | None:

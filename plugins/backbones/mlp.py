@@ -12,13 +12,13 @@ from torch import Tensor, nn
 
 from gantk.interfaces import Backbone, DataInfo, Discriminator
 
-from .layers import conditional_classes, require_labels
+from .layers import Width, conditional_classes, require_labels
 
 
 class MLPParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    latent_dim: int = Field(2, ge=1, description="size of z (the paper's synthetic runs use 2)")
-    hidden: list[int] = Field([100, 200, 100], min_length=1,
+    latent_dim: int = Field(2, ge=1, le=4096, description="size of z (the paper's synthetic runs use 2)")
+    hidden: list[Width] = Field([100, 200, 100], min_length=1, max_length=32,
                               description="hidden widths (Tables 13-14)")
     prior: str = Field("normal", pattern="^(normal|uniform)$", description="latent prior")
     conditional: bool = Field(False, description="condition G and D on labels (embedding concat)")

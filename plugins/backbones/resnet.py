@@ -33,13 +33,14 @@ from .layers import (ConditionalBatchNorm2d, ProjectionHead, conditional_classes
 
 class ResNetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    latent_dim: int = Field(128, ge=1, description="size of z (128 in the SNGAN paper)")
-    resolution: int | None = Field(None, description="image side; default: the data's (a multiple of 8)")
+    latent_dim: int = Field(128, ge=1, le=4096, description="size of z (128 in the SNGAN paper)")
+    resolution: int | None = Field(None, ge=8, le=1024,
+                                   description="image side; default: the data's (a multiple of 8)")
     layout: Literal["auto", "cifar", "stl"] = Field(
         "auto", description="'cifar' (Table 4) or 'stl' (Table 5); 'auto': cifar up to 32 px, stl above")
-    g_channels: int | None = Field(None, ge=8, description="G's first width ch (cifar: 256 in every "
+    g_channels: int | None = Field(None, ge=8, le=2048, description="G's first width ch (cifar: 256 in every "
                                    "block; stl: 512, halved per block); default: the paper's")
-    d_channels: int | None = Field(None, ge=1, description="D's first width (cifar: 128 in every "
+    d_channels: int | None = Field(None, ge=1, le=2048, description="D's first width (cifar: 128 in every "
                                    "block; stl: 64, doubled per block); default: the paper's")
     prior: str = Field("normal", pattern="^(normal|uniform)$", description="latent prior")
     spectral_norm: bool = Field(True, description="spectral normalisation on every layer of D")

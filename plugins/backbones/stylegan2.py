@@ -37,20 +37,21 @@ from .stylegan2_layers import (ConvLayer, DResBlock, EqualLinear, PixelNorm, Sty
 
 class StyleGAN2Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    resolution: int | None = Field(None, description="image side, a power of two >= 8; default: the data's")
-    latent_dim: int = Field(512, ge=1, description="size of z")
-    style_dim: int = Field(512, ge=1, description="size of w (the intermediate latent space W)")
-    n_mlp: int = Field(8, ge=1, description="layers of the mapping network (8 in the paper)")
+    resolution: int | None = Field(None, ge=8, le=1024,
+                                   description="image side, a power of two >= 8; default: the data's")
+    latent_dim: int = Field(512, ge=1, le=4096, description="size of z")
+    style_dim: int = Field(512, ge=1, le=4096, description="size of w (the intermediate latent space W)")
+    n_mlp: int = Field(8, ge=1, le=32, description="layers of the mapping network (8 in the paper)")
     lr_mlp: float = Field(0.01, gt=0, description="learning-rate multiplier of the mapping network")
-    channel_base: int = Field(32768, ge=1, description="channels at resolution r: "
+    channel_base: int = Field(32768, ge=1, le=1 << 20, description="channels at resolution r: "
                               "min(channel_base // r, channel_max) (32768 = config F)")
-    channel_max: int = Field(512, ge=1, description="cap on channels per layer")
+    channel_max: int = Field(512, ge=1, le=2048, description="cap on channels per layer")
     mixing_prob: float = Field(0.9, ge=0, le=1, description="style mixing probability (training mode only)")
     truncation_psi: float = Field(1.0, ge=0, description="truncation in W when sampling (eval mode): "
                                   "w_avg + psi (w - w_avg); 1 turns it off")
     w_avg_beta: float = Field(0.995, ge=0, lt=1, description="decay of the running mean of w")
-    mbstd_group: int = Field(4, ge=0, description="minibatch-stddev group size; 0 turns it off")
-    mbstd_features: int = Field(1, ge=1, description="minibatch-stddev feature maps")
+    mbstd_group: int = Field(4, ge=0, le=1024, description="minibatch-stddev group size; 0 turns it off")
+    mbstd_features: int = Field(1, ge=1, le=64, description="minibatch-stddev feature maps")
     betas: tuple[float, float] = Field((0.0, 0.99), description="Adam betas of G and D before the "
                                        "lazy rescaling (the paper's; they replace train.betas)")
     g_reg_every: int = Field(4, ge=0, description="interval of G's lazy regulariser (path_length.every); "

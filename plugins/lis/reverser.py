@@ -44,8 +44,8 @@ class ReverserParams(BaseModel):
                                      "iteration t's loss is lambda_R^(1+t) MSE + (1-lambda_R^(1+t)) L_G")
     iterations: int = Field(3, ge=1, le=8, description="N_R, R+G iterations of R-iterative "
                             "(the paper's run uses 3)")
-    steps: int = Field(1000, ge=1, description="R-separate: R's training batches (paper: 2.5k)")
-    batch_size: int | None = Field(None, ge=1, description="R-separate batch size; default: "
+    steps: int = Field(1000, ge=1, le=10_000_000, description="R-separate: R's training batches (paper: 2.5k)")
+    batch_size: int | None = Field(None, ge=1, le=65_536, description="R-separate batch size; default: "
                                    "train.batch_size")
     lr: float = Field(5e-4, gt=0, description="R-separate learning rate (the paper's 0.0005)")
     optimizer: Literal["rmsprop", "adam"] = Field("rmsprop", description="R-separate optimiser "
@@ -53,7 +53,7 @@ class ReverserParams(BaseModel):
     dropout: float = Field(0.1, ge=0, lt=1, description="spatial dropout after every conv layer of R "
                            "but the first (the paper's 10%); plain dropout after hidden linear "
                            "layers for encoders without convolutions; 0 turns it off")
-    width: int | None = Field(None, ge=1, description="R's base width; default: half of D's where "
+    width: int | None = Field(None, ge=1, le=1024, description="R's base width; default: half of D's where "
                               "the backbone has a width option (App. J: half as many filters)")
     cache: bool = Field(True, description="R-separate: keep the fitted R in RUN_DIR/reverser/")
     progress: bool = Field(True, description="R-separate: print fitting progress to stderr")
