@@ -117,12 +117,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         with io_errors(path, "write the file"):
             yield tmp
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new
+            _commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """fsync the finished temp file and rename it over ``path`` (atomic on POSIX: readers see
+    the old file or the new). The one place a rewrite lands (tests inject kills here)."""
+
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> Path:
@@ -135,7 +142,6 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
 
 
 def _write_all(tmp: Path, payload: bytes) -> None:
-    """One place that writes bytes to a temp file (tests inject kills and torn writes here)."""
 
     with open(tmp, "wb") as fh:
         fh.write(payload)
@@ -150,10 +156,18 @@ def append_line(path: str | Path, line: str) -> None:
     with io_errors(path, "append to the file"):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, payload)
-            os.fsync(fd)
+            _append(fd, payload)
         finally:
             os.close(fd)
+
+
+def _append(fd: int, payload: bytes) -> None:
+    """The one place a log row lands (tests inject kills and torn rows here)."""
+
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:

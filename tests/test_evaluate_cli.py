@@ -3,6 +3,7 @@ real run directory."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -57,6 +58,7 @@ def no_inception(monkeypatch, tmp_path):
 
     monkeypatch.setattr(feats, "clean_fid_cache_dir", lambda: tmp_path / "cleanfid-cache")
     monkeypatch.delenv(feats.ENV_INCEPTION, raising=False)
+    monkeypatch.delenv(feats.ENV_INCEPTION_SHA256, raising=False)
 
     def no_network(*args, **kwargs):
         raise AssertionError("gantk tried to download something")
@@ -198,17 +200,33 @@ def write_fake_inception(path: Path) -> Path:
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-def test_inception_is_used_only_when_its_weights_are_on_disk(tmp_path):
+def test_inception_is_used_only_from_a_named_verified_file(tmp_path, monkeypatch):
     info = DataInfo(shape=(3, 8, 8))
     real = torch.rand(40, 3, 8, 8) * 2 - 1
     pipe = FakePipeline(info, "folder", real, lambda b: torch.rand(b, 3, 8, 8) * 2 - 1)
     with pytest.raises(MetricError, match="inception-2015-12-05.pt") as exc:
         evaluate(pipe, n=40)
-    assert "cleanfid-cache" in str(exc.value)  # names where clean-fid expects the file
+    assert feats.ENV_INCEPTION in str(exc.value)  # says how to name the file
     with pytest.raises(MetricError, match="no Inception weights"):
         evaluate(pipe, ["fid"], n=40, inception=str(tmp_path / "nowhere"))
 
+    # a file in clean-fid's shared cache (/tmp) is never picked up: anyone could have put it there
     write_fake_inception(feats.clean_fid_cache_dir() / feats.INCEPTION_FILE)
+    with pytest.raises(MetricError, match="no feature net"):
+        default_metrics(info, "folder")
+    # a named file is loaded only with a matching SHA-256
+    weights = write_fake_inception(tmp_path / "mine" / feats.INCEPTION_FILE)
+    monkeypatch.setenv(feats.ENV_INCEPTION, str(weights.parent))
+    with pytest.raises(MetricError, match="no expected SHA-256"):
+        default_metrics(info, "folder")
+    monkeypatch.setenv(feats.ENV_INCEPTION_SHA256, "0" * 64)
+    with pytest.raises(MetricError, match="SHA-256 of the Inception weights is"):
+        default_metrics(info, "folder")
+    monkeypatch.setenv(feats.ENV_INCEPTION_SHA256, hashlib.sha256(weights.read_bytes()).hexdigest())
+    weights.chmod(0o666)
+    with pytest.raises(MetricError, match="writable by other users"):
+        default_metrics(info, "folder")
+    weights.chmod(0o644)
     assert default_metrics(info, "folder") == ["fid", "kid", "prdc", "is"]
     # (no FID here: a 2048 x 2048 matrix square root takes tens of seconds on a small CPU)
     out = evaluate(pipe, ["kid", "prdc", "is"], n=40, batch_size=16,

@@ -4,7 +4,10 @@ Three spaces, never mixed, each named in every result:
 
 * ``inception-v3 (clean-fid)``: clean-fid's torchscript Inception-v3 (pool3, 2048-d; the
   softmax head for the Inception Score), with clean-fid's "clean" bicubic resize to 299 px. Used
-  only when the weights file is already on disk: gantk never lets clean-fid download it.
+  only from a location the user names (``--inception`` or ``$GANTK_INCEPTION_WEIGHTS``, never a
+  shared folder such as /tmp), only when the file is the user's own and not writable by others,
+  and only after its SHA-256 matches the expected digest: a TorchScript file is code, so no file
+  that merely exists on disk may decide what gantk runs. gantk never lets clean-fid download.
 * ``gantk-digits-classifier-v1 penultimate (64-d)`` (``(3x64-d)`` for stacked digits): the
   classifier gantk ships (see :mod:`gantk.metrics.digits_classifier`).
 * ``raw-2d``: 2-D points as generated (ring, grid), where the data space is already meaningful.
@@ -32,6 +35,11 @@ INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_SPACE = "inception-v3 (clean-fid)"
 RAW_SPACE = "raw-2d"
 ENV_INCEPTION = "GANTK_INCEPTION_WEIGHTS"
+ENV_INCEPTION_SHA256 = "GANTK_INCEPTION_SHA256"
+#: the SHA-256 of the published inception-2015-12-05.pt. It could not be read from the published
+#: file while this was written (no network), so it is not pinned here: until it is, the user
+#: gives the digest they verified ($GANTK_INCEPTION_SHA256).
+INCEPTION_SHA256: str | None = None
 
 
 def digits_space(channels: int) -> str:
@@ -43,50 +51,79 @@ def digits_space(channels: int) -> str:
 
 
 def clean_fid_cache_dir() -> Path:
-    """The folder where clean-fid looks for (and would download) the Inception weights."""
+    """The folder where clean-fid itself would look (gantk never reads from it: /tmp is shared)."""
 
     return Path("./" if platform.system() == "Windows" else "/tmp")
 
 
 def inception_candidates(explicit: str | os.PathLike | None = None) -> list[Path]:
-    """Where gantk looks, in order: the path given, $GANTK_INCEPTION_WEIGHTS, clean-fid's cache."""
+    """Where gantk looks, in order: the path given, $GANTK_INCEPTION_WEIGHTS. Nothing else."""
 
     out = []
     for p in (explicit, os.environ.get(ENV_INCEPTION)):
         if p:
             p = Path(p).expanduser()
             out.append(p / INCEPTION_FILE if p.is_dir() else p)
-    out.append(clean_fid_cache_dir() / INCEPTION_FILE)
     return out
 
 
-def find_inception_weights(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The Inception weights file if one is on disk, else None (never downloads).
+def find_inception_weights(explicit: str | os.PathLike | None = None, *,
+                           sha256: str | None = None) -> Path | None:
+    """The verified Inception weights file the user pointed at, else None (never downloads).
 
-    A path given explicitly must exist and be named like clean-fid's file."""
+    A named file must be named like clean-fid's file, belong to the user, be writable by no one
+    else, and match the expected SHA-256 (:func:`verify_inception`); anything else is refused."""
 
-    if explicit:
-        path = inception_candidates(explicit)[0]
-        if not path.is_file():
-            raise MetricError(f"no Inception weights at {path}", where=str(explicit),
-                              fix=missing_inception_fix())
-        if path.name != INCEPTION_FILE:
-            raise MetricError(f"the Inception weights file must be named {INCEPTION_FILE} "
-                              f"(clean-fid loads it by that name), got {path.name}",
-                              where=str(path), fix=f"rename or link it to {INCEPTION_FILE}.")
-        return path
-    for path in inception_candidates():
-        if path.is_file() and path.name == INCEPTION_FILE:
-            return path
-    return None
+    candidates = inception_candidates(explicit)
+    if not candidates:
+        return None
+    path = candidates[0]
+    where = str(explicit or f"${ENV_INCEPTION}")
+    if not path.is_file():
+        raise MetricError(f"no Inception weights at {path}", where=where,
+                          fix=missing_inception_fix())
+    if path.name != INCEPTION_FILE:
+        raise MetricError(f"the Inception weights file must be named {INCEPTION_FILE} "
+                          f"(clean-fid loads it by that name), got {path.name}",
+                          where=str(path), fix=f"rename or link it to {INCEPTION_FILE}.")
+    verify_inception(path, sha256)
+    return path
+
+
+def verify_inception(path: Path, sha256: str | None = None) -> None:
+    """Refuse a weights file someone else could have put or changed, or whose digest is wrong."""
+
+    from ..safeio import regular_file, sha256_file
+
+    st = regular_file(path, what="Inception weights file").stat()
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise MetricError("the Inception weights file belongs to another user; loading it would "
+                          "let them run code in this evaluation", where=str(path),
+                          fix="copy it into a folder of your own (after checking it) and point "
+                              f"--inception or ${ENV_INCEPTION} there.")
+    if st.st_mode & 0o022:
+        raise MetricError("the Inception weights file is writable by other users", where=str(path),
+                          fix=f"chmod go-w {path} (and check it was not changed).")
+    expected = (sha256 or os.environ.get(ENV_INCEPTION_SHA256) or INCEPTION_SHA256 or "").lower()
+    if not expected:
+        raise MetricError("no expected SHA-256 is known for the Inception weights, so the file "
+                          "cannot be verified before it is loaded", where=str(path),
+                          fix=f"set ${ENV_INCEPTION_SHA256} to the "
+                              "published file's SHA-256, checked where you downloaded it.")
+    actual = sha256_file(path)
+    if actual != expected.strip():
+        raise MetricError(f"the SHA-256 of the Inception weights is {actual}, not the expected "
+                          f"{expected.strip()[:64]}", where=str(path),
+                          fix="download the file again from the published address; a file that "
+                              "does not match is never loaded.")
 
 
 def missing_inception_fix() -> str:
-    return (f"copy clean-fid's {INCEPTION_FILE} (from "
+    return (f"download clean-fid's {INCEPTION_FILE} (from "
             "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
-            f"{INCEPTION_FILE}, fetched on a machine with internet) to "
-            f"{clean_fid_cache_dir() / INCEPTION_FILE}, or point ${ENV_INCEPTION} or "
-            "--inception at it.")
+            f"{INCEPTION_FILE}, on a machine with internet) into a folder of your own, and point "
+            f"--inception or ${ENV_INCEPTION} at it, with its SHA-256 in "
+            f"${ENV_INCEPTION_SHA256}.")
 
 
 # ---------------------------------------------------------------------------- nets
@@ -184,8 +221,8 @@ def digits_data(data_name: str | None, info: Any) -> bool:
 
 
 def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "auto",
-                       inception: str | os.PathLike | None = None, device: Any = "cpu"
-                       ) -> tuple[FeatureNet, str | None]:
+                       inception: str | os.PathLike | None = None, device: Any = "cpu",
+                       inception_sha256: str | None = None) -> tuple[FeatureNet, str | None]:
     """The net for FID/KID/PRDC/JSD/IS on this data, and a note when a fallback was taken.
 
     ``feature_net``: ``"auto"`` (points: raw; images: Inception when its weights are on disk,
@@ -209,20 +246,18 @@ def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "
             raise MetricError(f"the digits classifier takes 1 or 3 channels, the data has "
                               f"{channels}", where="feature_net", fix="use inception.")
         return DigitsFeatures(channels, device), None
-    weights = find_inception_weights(inception)
+    weights = find_inception_weights(inception, sha256=inception_sha256)
     if weights is not None:
         return InceptionFeatures(weights, device), None
     if feature_net == "inception":
-        raise MetricError("Inception weights are not on disk and gantk does not download them",
-                          where=str(clean_fid_cache_dir() / INCEPTION_FILE),
-                          fix=missing_inception_fix())
+        raise MetricError("no Inception weights were named and gantk does not download them",
+                          where=f"--inception / ${ENV_INCEPTION}", fix=missing_inception_fix())
     if digits_data(data_name, info):
-        note = (f"Inception weights not found ({clean_fid_cache_dir() / INCEPTION_FILE}); scores "
+        note = (f"no Inception weights named (--inception / ${ENV_INCEPTION}); scores "
                 f"use the {digits_space(channels)} feature space instead and are not comparable "
                 "with Inception-based numbers. To use Inception: " + missing_inception_fix())
         return DigitsFeatures(channels, device), note
     raise MetricError(f"no feature net is available for image data {data_name!r}: Inception "
-                      "weights are not on disk and the shipped digits classifier only fits the "
-                      "digits data sets",
-                      where=str(clean_fid_cache_dir() / INCEPTION_FILE),
+                      "weights were named and the shipped digits classifier only fits the "
+                      "digits data sets", where=f"--inception / ${ENV_INCEPTION}",
                       fix=missing_inception_fix())
