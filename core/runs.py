@@ -38,9 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 _CKPT = re.compile(r"step_(\d+)\.safetensors$")
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+def list_checkpoints(run_dir: Path, odd: list[str] | None = None) -> list[tuple[int, Path]]:
     """``(step, path)`` of every regular ``step_*.safetensors`` file, oldest first (pipes,
-    devices, folders and a ``checkpoints/`` symlink loop are passed over, never opened)."""
+    devices, folders and a ``checkpoints/`` symlink loop are passed over, never opened; their
+    names go to ``odd``)."""
     folder = run_dir / "checkpoints"
     found = []
     try:
@@ -51,6 +52,8 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
         m = _CKPT.fullmatch(name)
         if m and is_regular(folder / name):
             found.append((int(m.group(1)), folder / name))
+        elif m and odd is not None:
+            odd.append(f"{name} (not a regular file)")
     return sorted(found)
 
 
@@ -93,7 +96,8 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
             return ckpt
         raise CheckpointError("no such file or run directory", where=str(path),
                               fix="give a run directory written by `gantk train` or a .safetensors file.")
-    found = list_checkpoints(path)
+    errors: list[str] = []
+    found = list_checkpoints(path, errors)
     if step is not None:
         found = [(s, f) for s, f in found if s == step]
         if not found:
@@ -104,7 +108,6 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
         raise CheckpointError("the run directory holds no checkpoint", where=str(path / "checkpoints"),
                               fix="train first (`gantk train STACK.toml --out RUN_DIR`).")
     reference = stored_stack(path, warn)
-    errors = []
     for _, f in reversed(found):  # newest intact one wins
         try:
             ckpt = Checkpoint(f)

@@ -81,7 +81,11 @@ def ensure_dir(path: str | Path) -> Path:
 
     path = Path(path)
     with io_errors(path, "create the folder"):
-        if path.exists() and not path.is_dir():
+        if os.path.lexists(path) and not is_dir(path):
+            if path.is_symlink():
+                raise RunDirError("this path is a symbolic link that leads to no folder (it is "
+                                  "broken or loops)", where=str(path),
+                                  fix="remove the link or give another folder path.")
             raise RunDirError("this path is a file, not a folder", where=str(path),
                               fix="give --out a folder path (new or an earlier run directory).")
         path.mkdir(parents=True, exist_ok=True)
