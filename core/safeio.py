@@ -153,13 +153,20 @@ def _write_all(tmp: Path, payload: bytes) -> None:
 
 
 def append_line(path: str | Path, line: str) -> None:
-    """Append one line (no newline inside) with a single write, flushed to disk."""
+    """Append one line (no newline inside) with a single write, flushed to disk. After a torn
+    last line (a kill mid-append) the new row starts on a line of its own, so it is never glued
+    to the fragment."""
 
     path = Path(path)
     payload = (line.rstrip("\n") + "\n").encode()
     with io_errors(path, "append to the file"):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if os.path.lexists(path):
+            regular_file(path, what="log file")
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                payload = b"\n" + payload
             _append(fd, payload)
         finally:
             os.close(fd)

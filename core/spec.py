@@ -197,6 +197,9 @@ def _parse_value(text: str) -> Any:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text  # a bare word is a string
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SpecError(f"cannot read the value {trim(text, 60)!r} ({trim(exc, 120)})",
+                        where="--set", fix="use a value of a sensible size.") from None
     except RecursionError:
         raise SpecError(f"the value {trim(text, 60)!r} is nested too deeply", where="--set",
                         fix=f"nest arrays and tables at most {MAX_DEPTH} deep.") from None
@@ -322,6 +325,9 @@ def parse_toml_text(text: str, *, where: str = "stack") -> dict[str, Any]:
         raise SpecError(f"malformed TOML: {trim(exc, 300)}", where=where,
                         fix="correct the syntax at that line (strings need quotes, tables "
                             "[name], lists of tables [[methods]]).") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SpecError(f"a value cannot be read ({trim(exc, 200)})", where=where,
+                        fix="use values of a sensible size.") from None
     except RecursionError:
         raise SpecError("arrays or tables are nested too deeply", where=where,
                         fix=f"nest at most {MAX_DEPTH} levels; no gantk option needs more.") from None

@@ -214,3 +214,12 @@ def test_a_stored_spec_cannot_turn_on_downloads(run):
     finally:
         build.resolve = orig
     assert seen["data"]["download"] is False
+
+
+def test_a_row_appended_after_a_torn_row_stands_on_its_own_line(tmp_path):
+    from gantk.safeio import append_jsonl, read_jsonl
+
+    log = tmp_path / "eval.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2, "fi')
+    append_jsonl(log, {"step": 3})
+    assert read_jsonl(log) == [{"step": 1}, {"step": 3}]
