@@ -18,7 +18,6 @@ computed in different spaces cannot be mistaken for each other.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Iterable, Iterator

@@ -29,10 +29,21 @@ from .trainer import Trainer, apply_transforms, make_ema
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise SpecError(f"unknown device {name[:40]!r}", where="train.device",
+                        fix='use "auto", "cpu", "mps", "cuda" or "cuda:N".') from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"device {name!r} was asked for but CUDA is not available", where="train.device",
                         fix='set train.device = "auto" or "cpu".')
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SpecError(f"device {name!r} was asked for but there are only "
+                        f"{torch.cuda.device_count()} CUDA device(s)", where="train.device",
+                        fix='use "cuda" or an index below the device count.')
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise SpecError(f"device {name!r} was asked for but MPS is not available",
+                        where="train.device", fix='set train.device = "auto" or "cpu".')
     return dev
 
 

@@ -77,8 +77,15 @@ class TrainSpec(BaseModel):
                                     description="keep the checkpoint that is best by this metric")
     num_samples: int = Field(64, ge=1, le=10_000,
                              description="samples in each grid (points for 2-D data: 2000)")
-    device: str = Field("auto", pattern=DEVICE_PATTERN,
+    device: str = Field("auto", max_length=20,
                         description="'auto', 'cpu', 'mps', 'cuda', 'cuda:1', ...")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(DEVICE_PATTERN, device):
+            raise ValueError(f"unknown device {device!r}: use auto, cpu, mps, cuda or cuda:N")
+        return device
 
 
 class StackSpec(BaseModel):
@@ -388,6 +395,6 @@ def parse_spec(source: str | Path | dict[str, Any] | StackSpec,
                 hint = suggest(str(err["loc"][-1]), section.model_fields)
                 problems.append(f"{where}: unknown key" + (f" ({hint})" if hint else ""))
             else:
-                problems.append(f"{where}: {err['msg']}")
+                problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
         raise SpecError(trim("; ".join(problems), 1500),
                         fix="see docs/stacks.md for every section and key.") from None
