@@ -175,8 +175,14 @@ class Checkpoint:
         """Refuse optimiser state that does not fit ``opt``'s parameters (before touching it)."""
         meta = self.optim.get(name)
         params = [p for g in opt.param_groups for p in g["params"]]
-        if not isinstance(meta, dict) or not isinstance(meta.get("param_groups"), list):
-            raise CheckpointError(f"no usable optimiser state for {name!r}", where=str(self.path),
+        groups = meta.get("param_groups") if isinstance(meta, dict) else None
+        if not isinstance(groups, list) or len(groups) != len(opt.param_groups) or not all(
+                isinstance(g, dict) and isinstance(g.get("params"), list)
+                and len(g["params"]) == len(mine["params"])
+                and all(_plain(v) for k, v in g.items() if k != "params")
+                for g, mine in zip(groups, opt.param_groups)):
+            raise CheckpointError(f"no usable optimiser state for {name!r} (its parameter groups "
+                                  "do not fit this stack's optimiser)", where=str(self.path),
                                   fix="resume with the stack the run was started with.")
         prefix = f"optim.{name}."
         for key, value in self.tensors.items():
@@ -214,13 +220,22 @@ class Checkpoint:
                                   fix="resume with the stack the run was started with.")
         try:
             optimizer_from_flat(name, opt, self.tensors, self.optim[name])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"the optimiser state of {name!r} does not fit ({exc})",
+        except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"the optimiser state of {name!r} does not fit ({trim(exc, 200)})",
                                   where=str(self.path),
                                   fix="resume with the stack the run was started with.") from None
 
     def rng(self, name: str) -> Tensor | None:
         return self.tensors.get(f"rng.{name}")
+
+
+def _plain(value: Any) -> bool:
+    """An optimiser hyper-parameter as JSON can hold it: a number, bool, None, string, or a
+    short list of numbers (betas)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, list) and len(value) <= 8 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
 
 
 _DAMAGED = ("use an earlier checkpoint from the same folder (a run directory falls back to the "

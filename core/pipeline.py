@@ -205,7 +205,9 @@ class Pipeline:
                     f"this stack ({mine.get(key)!r})", where=str(ckpt.path),
                     fix="use Pipeline.load(path) to rebuild the stack from the checkpoint, or "
                         "train into a new run directory.")
-        same_optim = ckpt.spec.get("train", {}).get("optimizer") == self.spec.train.optimizer
+        stored_train = stored.get("train")
+        same_optim = isinstance(stored_train, dict) and \
+            stored_train.get("optimizer") == self.spec.train.optimizer
         if optimizers:
             ckpt.check_rng()
             for name, opt in self.trainer.optimizers.items():

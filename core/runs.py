@@ -127,11 +127,6 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
                           fix="restore a checkpoint from a backup or start a new run directory.")
 
 
-def find_checkpoint(path: Path, *, step: int | None = None, warn=None) -> Path:
-    """The path of :func:`open_checkpoint`'s choice."""
-    return open_checkpoint(path, step=step, warn=warn).path
-
-
 def _strip_none(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _strip_none(v) for k, v in obj.items() if v is not None}
