@@ -194,7 +194,8 @@ class RunWriter:
         the rows written from here on are those of the uninterrupted run."""
         pipe = self.pipe
         ensure_dir(self.dir)
-        sweep_temp(self.dir)
+        for sub in ("", "samples", "plots"):  # temp files of writes killed earlier
+            sweep_temp(self.dir / sub)
         sweep_temp(self.dir / "checkpoints", broad=True)
         found = list_checkpoints(self.dir)
         if fork_from is not None:

@@ -50,13 +50,18 @@ def reference(ring_spec, tmp_path_factory):
 
 class Injector:
     """Counts every landing write (a rename of a rewritten file, a log append) and kills the
-    process at the ``at``-th; ``torn`` appends leave half a row first."""
+    process at the ``at``-th, leaving what SIGKILL leaves: the temp file of a rewrite (torn: half
+    of it) or, for ``torn`` appends, half a row."""
 
     def __init__(self, monkeypatch, at: int | None, *, torn: bool = False) -> None:
         self.at, self.torn, self.n = at, torn, 0
         commit, append = safeio._commit, safeio._append
 
         def _commit(tmp, path):
+            if self.n + 1 == self.at:  # SIGKILL runs no cleanup: a (torn) temp file stays
+                data = Path(tmp).read_bytes()
+                Path(tmp).with_name(Path(tmp).name[:-4] + "k.tmp").write_bytes(
+                    data[: len(data) // 2] if self.torn else data)
             self.tick()
             commit(tmp, path)
 
@@ -104,6 +109,7 @@ def test_a_kill_at_every_write_then_resume_equals_the_uninterrupted_run(
             assert _train_until_killed(spec, run, monkeypatch, at, torn)
             Pipeline.from_spec(spec).train(out=run, progress=False)  # the same command again
             assert _rows(run) == want_rows, (at, torn)
+            assert not list(run.rglob("*.tmp")), (at, torn)  # swept on start
             got = _weights(run)
             assert all(torch.equal(got[k], want_w[k]) for k in want_w), (at, torn)
 
