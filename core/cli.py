@@ -300,8 +300,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. The last line of defence: whatever goes wrong ends as one paragraph
     (the command, the error, ``--debug`` for the traceback), never a traceback or a
     multi-megabyte message."""
-    from .safeio import trim
-
     raw = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in raw
     command = "gantk"
@@ -316,13 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - turned into one paragraph below
         if debug:
             raise
-        return _report(exc, command, trim)
+        return _report(exc, command)
 
 
-def _report(exc: BaseException, command: str, trim: Any) -> int:
+def _report(exc: BaseException, command: str) -> int:
+    """Print ``exc`` as one paragraph (at most ~2000 characters); return the exit status."""
     from rich.text import Text
 
-    from .safeio import os_error
+    from .safeio import os_error, trim
     from .signals import Interrupted
 
     def say(head: str, style: str, text: str) -> None:
