@@ -54,7 +54,7 @@ class Injector:
     of it) or, for ``torn`` appends, half a row."""
 
     def __init__(self, monkeypatch, at: int | None, *, torn: bool = False) -> None:
-        self.at, self.torn, self.n = at, torn, 0
+        self.at, self.torn, self.n, self.kinds = at, torn, 0, []
         commit, append = safeio._commit, safeio._append
 
         def _commit(tmp, path):
@@ -62,19 +62,20 @@ class Injector:
                 data = Path(tmp).read_bytes()
                 Path(tmp).with_name(Path(tmp).name[:-4] + "k.tmp").write_bytes(
                     data[: len(data) // 2] if self.torn else data)
-            self.tick()
+            self.tick("rewrite")
             commit(tmp, path)
 
         def _append(fd, payload):
             if self.n + 1 == self.at and self.torn:
                 os.write(fd, payload[: len(payload) // 2])
-            self.tick()
+            self.tick("append")
             append(fd, payload)
 
         monkeypatch.setattr(safeio, "_commit", _commit)
         monkeypatch.setattr(safeio, "_append", _append)
 
-    def tick(self) -> None:
+    def tick(self, kind: str) -> None:
+        self.kinds.append(kind)
         self.n += 1
         if self.n == self.at:
             raise Killed
@@ -90,28 +91,32 @@ def _train_until_killed(spec: dict, run: Path, monkeypatch, at: int, torn: bool)
     return False
 
 
-def _count_writes(spec: dict, run: Path, monkeypatch) -> int:
+def _count_writes(spec: dict, run: Path, monkeypatch) -> list[str]:
+    """The kind of each landing write of an uninterrupted run, in order."""
     with monkeypatch.context() as m:
         inj = Injector(m, None)
         Pipeline.from_spec(spec).train(out=run, progress=False)
-    return inj.n
+    return inj.kinds
 
 
 def test_a_kill_at_every_write_then_resume_equals_the_uninterrupted_run(
         ring_spec, reference, tmp_path, monkeypatch):
     spec = _spec(ring_spec)
-    total = _count_writes(spec, tmp_path / "count", monkeypatch)
-    assert total >= 8  # spec.json, spec.toml, 3 rows, 3 checkpoints, the sample plot
+    kinds = _count_writes(spec, tmp_path / "count", monkeypatch)
+    # spec.json, spec.toml, 3 checkpoints and the sample plot are rewrites; 3 rows are appends
+    assert kinds.count("rewrite") == 6 and kinds.count("append") == 3, kinds
     want_rows, want_w = _rows(reference), _weights(reference)
-    for at in range(1, total + 1):
-        for torn in (False, True):
-            run = tmp_path / f"k{at}{'t' if torn else ''}"
-            assert _train_until_killed(spec, run, monkeypatch, at, torn)
-            Pipeline.from_spec(spec).train(out=run, progress=False)  # the same command again
-            assert _rows(run) == want_rows, (at, torn)
-            assert not list(run.rglob("*.tmp")), (at, torn)  # swept on start
-            got = _weights(run)
-            assert all(torch.equal(got[k], want_w[k]) for k in want_w), (at, torn)
+    # an append is killed plain and torn; a rewrite leaves its temp file whole or torn (alternating)
+    cases = [(at, torn) for at, kind in enumerate(kinds, 1)
+             for torn in ((False, True) if kind == "append" else (at % 2 == 0,))]
+    for at, torn in cases:
+        run = tmp_path / f"k{at}{'t' if torn else ''}"
+        assert _train_until_killed(spec, run, monkeypatch, at, torn)
+        Pipeline.from_spec(spec).train(out=run, progress=False)  # the same command again
+        assert _rows(run) == want_rows, (at, torn)
+        assert not list(run.rglob("*.tmp")), (at, torn)  # swept on start
+        got = _weights(run)
+        assert all(torch.equal(got[k], want_w[k]) for k in want_w), (at, torn)
 
 
 def test_spec_json_killed_mid_rewrite_does_not_block_the_resume(ring_spec, reference, tmp_path,
