@@ -137,6 +137,7 @@ class Pipeline:
              manager: PluginManager | None = None) -> Pipeline:
         """Load a run directory (its latest intact checkpoint, or ``step``) or one checkpoint file."""
         from .runs import open_checkpoint
+        from .safeio import trim
 
         ckpt = open_checkpoint(Path(path), step=step, warn=_warn)
         stored = ckpt.spec  # a JSON object (Checkpoint refuses anything else): data, never a path
@@ -149,7 +150,7 @@ class Pipeline:
             raise CheckpointError(f"the stack stored in the checkpoint no longer validates: "
                                   f"{exc.paragraph()}", where=str(ckpt.path),
                                   fix="install the plugins (and versions) it was trained with: "
-                                      f"{ckpt.plugins}.") from None
+                                      f"{trim(ckpt.plugins, 300)}.") from None
         pipe = cls(spec, manager=manager, device=device)
         pipe.load_checkpoint(ckpt, optimizers=False)
         pipe.run_dir = run_dir_of(Path(path), ckpt)
