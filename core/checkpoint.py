@@ -273,7 +273,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
                     fix="point at a file under RUN_DIR/checkpoints/ written by gantk; to bring "
                         "foreign weights in, load them into pipe.backbone yourself.")
             if metadata.get("format_version") != FORMAT_VERSION:
-                raise CheckpointError(f"checkpoint format version {metadata.get('format_version')!r}"
+                raise CheckpointError(f"checkpoint format version {trim(repr(metadata.get('format_version')), 40)}"
                                       f" is not supported (this gantk reads {FORMAT_VERSION!r})",
                                       where=str(path), fix="use the gantk version that wrote it.")
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
