@@ -272,9 +272,10 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
                     f"format={FORMAT!r})", where=str(path),
                     fix="point at a file under RUN_DIR/checkpoints/ written by gantk; to bring "
                         "foreign weights in, load them into pipe.backbone yourself.")
-            if metadata.get("format_version") != FORMAT_VERSION:
-                raise CheckpointError(f"checkpoint format version {trim(repr(metadata.get('format_version')), 40)}"
-                                      f" is not supported (this gantk reads {FORMAT_VERSION!r})",
+            version = metadata.get("format_version")
+            if version != FORMAT_VERSION:
+                raise CheckpointError(f"checkpoint format version {trim(repr(version), 40)} is "
+                                      f"not supported (this gantk reads {FORMAT_VERSION!r})",
                                       where=str(path), fix="use the gantk version that wrote it.")
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except CheckpointError:
