@@ -15,7 +15,8 @@ import tomli_w
 
 import gantk.cli as cli_mod
 
-GANTK = [sys.executable, "-c", "import sys; from gantk.cli import main; sys.exit(main())"]
+# what the installed console script runs (pyproject: gantk = "gantk.entry:main")
+GANTK = [sys.executable, "-c", "import sys; from gantk.entry import main; sys.exit(main())"]
 
 
 def test_an_unexpected_error_is_one_short_paragraph(monkeypatch, cli, tmp_path):
@@ -60,10 +61,28 @@ def _spawn(*args) -> subprocess.Popen:
 def test_ctrl_c_during_start_up_prints_no_traceback(ring_spec, tmp_path):
     proc = _spawn("train", _stack(ring_spec, tmp_path, 50), "--out", tmp_path / "run",
                   "--no-progress")
-    time.sleep(0.5)  # importing torch, reading the stack
+    time.sleep(0.5)  # importing rich or torch, or reading the stack, depending on the load
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted" in err or "stopped" in err
+
+
+def test_ctrl_c_while_importing_the_cli_prints_no_traceback(monkeypatch, capsys):
+    import builtins
+
+    from gantk import entry
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "cli":  # `from .cli import main` inside gantk.entry
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    assert entry.main() == 130
+    assert "interrupted" in capsys.readouterr().err
 
 
 @pytest.mark.slow
