@@ -126,7 +126,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f'train.device="{args.device}"')
     pipe = Pipeline.from_spec(args.stack, overrides, manager=_manager(args))
     out = Path(args.out)
-    err_console.print(f"training {pipe.spec.shorthand} on {pipe.device} -> {out}", markup=False)
+    if pipe.world.rank != 0:  # under torchrun rank 0 reports
+        pipe.train(out=out, progress=False, fork_from=args.fork_from)
+        return 0
+    ranks = f" x {pipe.world.size} processes" if pipe.world.size > 1 else ""
+    err_console.print(f"training {pipe.spec.shorthand} on {pipe.device}{ranks} -> {out}",
+                      markup=False)
     logs = pipe.train(out=out, progress=not args.no_progress, fork_from=args.fork_from)
     summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "it_per_s")
     console.print(f"[green]done[/]: step {pipe.step}  {summary}")
@@ -314,7 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - turned into one paragraph below
         if debug:
             raise
+        from .distributed import rank, world_size
+
+        if world_size() > 1:  # every rank stops and reports; say which one speaks
+            command = f"{command} [rank {rank()}]"
+            if isinstance(exc, GantkError):
+                exc.message = f"[rank {rank()}] {exc.message}"
         return _report(exc, command)
+    finally:
+        from .distributed import shutdown
+
+        shutdown()  # leave a torchrun process group cleanly (a no-op for one process)
 
 
 def _report(exc: BaseException, command: str) -> int:

@@ -108,6 +108,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(pipe, metrics=names, n=args.n, with_=with_, batch_size=args.batch_size,
                       options=options, feature_net=args.features, inception=args.inception,
                       seed=args.seed)
+    if pipe.world.rank != 0:  # under torchrun: every rank scored its share; rank 0 reports
+        return 0
     if not args.no_save and pipe.run_dir is not None:
         names = names or resolve_metric_names(
             default_metrics(pipe.data_info, pipe.spec.data.name, inception=args.inception),

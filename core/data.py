@@ -1,8 +1,10 @@
 """Data sets, embedded (ring, grid, digits) and on disk (image folders, torchvision sets).
 
-Every data set is loaded once into memory as tensors (images as float in [-1, 1], NCHW; points as
+Embedded sets are loaded once into memory as tensors (images as float in [-1, 1], NCHW; points as
 (N, 2)), and served by :class:`BatchStream`, a seeded epoch-permutation sampler whose state is a
-few integers plus a torch generator state, so checkpoints resume it exactly.
+few integers plus a torch generator state, so checkpoints resume it exactly. Image folders and
+torchvision sets load as uint8 (or, from disk, lazily) and stream through
+:class:`gantk.streaming.LoaderStream`.
 
 Ring and grid follow the AdvLatGAN paper's App. E.1: ring = 8 Gaussians on a circle of radius 2,
 std 0.001, 12.5K samples each; grid = 25 Gaussians at (2i, 2j), i, j in -2..2, std 0.0025, 4K samples
@@ -23,6 +25,7 @@ from torch import Tensor
 
 from .errors import DataError
 from .interfaces import DataInfo
+from .streaming import ImageFiles
 
 # ----------------------------------------------------------------------------- mixtures
 
@@ -158,6 +161,8 @@ class FolderParams(BaseModel):
     resolution: int = Field(32, ge=4, le=1024)
     channels: int = Field(3, description="1 (grayscale) or 3 (RGB)")
     limit: int | None = Field(None, ge=1, le=10_000_000, description="load at most this many images")
+    in_memory: bool = Field(True, description="decode every image once into memory (uint8); "
+                            "false: the DataLoader's workers read the files each epoch")
 
 
 class TorchvisionParams(BaseModel):
@@ -174,20 +179,18 @@ _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
 def _resize_uint8(images: Tensor, resolution: int) -> Tensor:
-    """uint8 NCHW -> float [-1, 1] at ``resolution`` (antialiased), in chunks to bound memory."""
+    """uint8 NCHW -> uint8 NCHW at ``resolution`` (antialiased), in chunks to bound memory."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
     out = []
     for chunk in images.split(4096):
-        x = chunk.float() / 127.5 - 1
-        if x.shape[-1] != resolution or x.shape[-2] != resolution:
-            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear",
-                              align_corners=False, antialias=True)
-        out.append(x.clamp(-1, 1))
+        x = F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear",
+                          align_corners=False, antialias=True)
+        out.append(x.round().clamp(0, 255).to(torch.uint8))
     return torch.cat(out)
 
 
 def load_folder(p: FolderParams) -> tuple[Tensor, Tensor | None]:
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(p.root).expanduser()
     if not root.is_dir():
         raise DataError(f"no such folder {str(root)!r}", where="data.root",
@@ -198,22 +201,8 @@ def load_folder(p: FolderParams) -> tuple[Tensor, Tensor | None]:
     if not files:
         raise DataError(f"no image files ({', '.join(sorted(_IMAGE_EXT))}) under {str(root)!r}",
                         where="data.root", fix="check the folder, or its permissions.")
-    mode = "L" if p.channels == 1 else "RGB"
-    images = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                side = min(im.size)  # centre crop to a square, then resize
-                left, top = (im.width - side) // 2, (im.height - side) // 2
-                im = im.crop((left, top, left + side, top + side)).resize(
-                    (p.resolution, p.resolution), Image.BICUBIC)
-                t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-                images.append(t.view(p.resolution, p.resolution, p.channels).permute(2, 0, 1))
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"cannot read image {str(f)!r}: {exc}", where="data.root",
-                            fix="remove or repair the file.") from None
-    return _resize_uint8(torch.stack(images), p.resolution), None
+    images = ImageFiles(files, p.resolution, p.channels)  # centre crop to a square, then resize
+    return (images.load_all() if p.in_memory else images), None
 
 
 def folder_info(p: FolderParams) -> DataInfo:
@@ -307,7 +296,7 @@ class BatchStream:
     (seed, epoch, position)."""
 
     def __init__(self, x: Tensor, y: Tensor | None, *, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", part: slice | None = None) -> None:
         if len(x) < batch_size:
             raise DataError(f"the data set has {len(x)} samples, fewer than one batch "
                             f"({batch_size})", where="train.batch_size",
@@ -318,6 +307,7 @@ class BatchStream:
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch, self.pos = 0, 0
         self._perm = torch.randperm(len(x), generator=self.gen)
+        self.part = part or slice(None)  # under torchrun: this rank's share of each global batch
 
     def __iter__(self) -> BatchStream:
         return self
@@ -327,7 +317,7 @@ class BatchStream:
             self.epoch += 1
             self.pos = 0
             self._perm = torch.randperm(len(self.x), generator=self.gen)
-        idx = self._perm[self.pos : self.pos + self.batch_size]
+        idx = self._perm[self.pos : self.pos + self.batch_size][self.part]
         self.pos += self.batch_size
         xb = self.x[idx].to(self.device, non_blocking=True)
         yb = self.y[idx].to(self.device, non_blocking=True) if self.y is not None else None

@@ -228,9 +228,14 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int = 10_000,
         if seed is not None:
             torch.manual_seed(seed)
         real_x = _real_subset(pipeline.real_data()[0], n_real or n, seed or 0)
-        real = extract(_batches(real_x, batch_size),
-                       {k: v for k, v in nets.items() if k in real_needs})
-        fake = extract(pipeline.sample_batches(n, batch_size=batch_size, with_=with_), nets)
+        world = getattr(pipeline, "world", None)
+        if world is not None and world.size > 1:  # under torchrun: each rank its share, gathered
+            real, fake = _split_extract(pipeline, world, real_x, n, batch_size, with_, nets,
+                                        {k: v for k, v in nets.items() if k in real_needs})
+        else:
+            real = extract(_batches(real_x, batch_size),
+                           {k: v for k, v in nets.items() if k in real_needs})
+            fake = extract(pipeline.sample_batches(n, batch_size=batch_size, with_=with_), nets)
     if len(fake) != n:
         raise MetricError(f"the pipeline generated {len(fake)} samples, {n} were asked for",
                           where="sample_batches", fix="report this bug.")
@@ -253,6 +258,29 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int = 10_000,
     if note:
         result["note"] = note
     return result
+
+
+def _split_extract(pipeline: Any, world: Any, real_x: torch.Tensor, n: int, batch_size: int,
+                   with_: list[Any] | None, nets: dict[str, FeatureNet],
+                   real_nets: dict[str, FeatureNet]) -> tuple[FeatureSet, FeatureSet]:
+    """Features of the reals and of ``n`` samples, each rank computing its share; gathered in the
+    single-process order, so the scores equal one process's for the same seed."""
+    from .distributed import share_sizes
+
+    def gather(fs: FeatureSet, pieces: list[list[int]]) -> FeatureSet:
+        for key in ("embedding", "probs", "digit_probs", "raw"):
+            arr = getattr(fs, key)
+            if arr is not None:
+                rows = world.gather_rows(torch.from_numpy(np.ascontiguousarray(arr)), pieces)
+                setattr(fs, key, rows.numpy())
+        return fs
+
+    part = world.share(len(real_x))
+    real = gather(extract(_batches(real_x[part], batch_size), real_nets),
+                  [share_sizes(len(real_x), world.size)])
+    fake = extract(pipeline.sample_batches(n, batch_size=batch_size, with_=with_, split=True), nets)
+    pieces = [share_sizes(min(batch_size, n - i), world.size) for i in range(0, n, batch_size)]
+    return real, gather(fake, pieces)
 
 
 # ---------------------------------------------------------------------------- run directory

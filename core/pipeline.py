@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from . import build as _build
+from . import distributed
 from .checkpoint import Checkpoint, save_checkpoint
 from .errors import CheckpointError, GantkError, SpecError
 from .interfaces import Component, LatentTransform, StepContext
@@ -97,6 +98,19 @@ def _warn(text: str) -> None:
     Console(stderr=True).print(Text.assemble(("warning: ", "yellow"), text), highlight=False)
 
 
+def _scale_out(pipe: Pipeline) -> None:
+    """The scale-out options that change the built networks: SyncBatchNorm, channels-last, compile."""
+    from . import precision
+
+    train = pipe.spec.train
+    if train.sync_batchnorm and distributed.world_size() > 1:
+        pipe.backbone = distributed.convert_sync_batchnorm(pipe.backbone, pipe.device)
+    if train.channels_last and pipe.data_info.kind == "image":
+        precision.apply_memory_format(pipe.backbone)
+    if train.compile:
+        precision.compile_networks(pipe.backbone)
+
+
 class Pipeline:
     """A validated, built stack. Construct with :meth:`from_spec` or :meth:`load`."""
 
@@ -108,14 +122,16 @@ class Pipeline:
         _build.check_static(self.resolved)
         self.spec: StackSpec = self.resolved.spec
         self.data_info = self.resolved.data_info
-        self.device = resolve_device(device or self.spec.train.device)
+        self.device = distributed.init_from_env(resolve_device(device or self.spec.train.device))
         _check_size(self.resolved)
         torch.manual_seed(self.spec.seed)  # network initialisation is part of the seeded run
         self.backbone = _build.build_backbone(self.resolved).to(self.device)
         self.loss = _build.build_loss(self.resolved)
         self.components: list[Component] = _build.build_components(
             self.resolved, self.backbone, self.loss, self.device)
+        _scale_out(self)
         self.ema = make_ema(self.backbone.generator) if self.spec.train.ema_decay > 0 else None
+        self.world = distributed.World(self.device, self.spec.seed)  # after every random init
         self.step = 0
         self.run_dir: Path | None = None
         self._data: tuple[Tensor, Tensor | None] | None = None
@@ -176,7 +192,7 @@ class Pipeline:
         return self._trainer
 
     def rng_state(self) -> dict[str, Tensor]:
-        state = {"torch": torch.get_rng_state()}
+        state = {"torch": self.world.shared_state()}
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(self.device)
         stream = self.stream.state_dict() if self._stream is not None else {}
@@ -228,9 +244,7 @@ class Pipeline:
                         group.update(settings)
             rng = ckpt.rng("torch")
             if rng is not None:
-                torch.set_rng_state(rng)
-            if self.device.type == "cuda" and ckpt.rng("cuda") is not None:
-                torch.cuda.set_rng_state(ckpt.rng("cuda"), self.device)
+                self.world.load_shared_state(rng, ckpt.rng("cuda"), ckpt.step)
             data_state = {k[len("rng.data."):]: v for k, v in ckpt.tensors.items()
                           if k.startswith("rng.data.")}
             if data_state:
@@ -238,7 +252,15 @@ class Pipeline:
 
     # ------------------------------------------------------------------ data
     def real_data(self) -> tuple[Tensor, Tensor | None]:
-        """The whole data set in memory: images in [-1, 1] (N, C, H, W), or points (N, 2)."""
+        """The whole data set in memory: images in [-1, 1] (N, C, H, W), or points (N, 2).
+
+        Streamed sets (uint8 or files on disk) are converted on each call, not kept as float."""
+        from .streaming import ImageFiles, to_float
+
+        x, y = self._raw_data()
+        return to_float(x.load_all() if isinstance(x, ImageFiles) else x), y
+
+    def _raw_data(self) -> tuple[Any, Tensor | None]:
         if self._data is None:
             part = self.resolved.data
             x, y = part.entry.factory(part.params)
@@ -252,11 +274,27 @@ class Pipeline:
     @property
     def stream(self):
         from .data import BatchStream
+        from .streaming import LoaderStream
 
         if self._stream is None:
-            x, y = self.real_data()
-            self._stream = BatchStream(x, y, batch_size=self.spec.train.batch_size,
-                                       seed=self.spec.seed, device=self.device)
+            x, y = self._raw_data()
+            train = self.spec.train
+            if train.batch_size < self.world.size:
+                raise SpecError(f"train.batch_size ({train.batch_size}) is the global batch and "
+                                f"must give each of the {self.world.size} processes a sample",
+                                where="train.batch_size",
+                                fix=f"set train.batch_size >= {self.world.size}.")
+            common = dict(batch_size=train.batch_size, seed=self.spec.seed, device=self.device,
+                          part=self.world.share(train.batch_size))
+            if x.dtype == torch.uint8:
+                self._stream = LoaderStream(x, y, workers=train.workers, xflip=train.xflip,
+                                            channels_last=train.channels_last, **common)
+            elif train.xflip:
+                raise SpecError(f"train.xflip applies to image folders and torchvision sets, not "
+                                f"to {self.spec.data.name!r}", where="train.xflip",
+                                fix="set train.xflip = false for this data set.")
+            else:
+                self._stream = BatchStream(x, y, **common)
         return self._stream
 
     # ------------------------------------------------------------------ training
@@ -331,9 +369,12 @@ class Pipeline:
             self.backbone.train(was)
 
     def sample_batches(self, n: int, *, batch_size: int = 500, with_: list[Any] | None = None,
-                       y: Tensor | None = None, return_latents: bool = False,
+                       y: Tensor | None = None, return_latents: bool = False, split: bool = False,
                        ) -> Iterator[Tensor | tuple[Tensor, Tensor, Tensor | None]]:
-        """Generate ``n`` samples in batches (bounded memory); uses the EMA G when there is one."""
+        """Generate ``n`` samples in batches (bounded memory); uses the EMA G when there is one.
+
+        ``split`` (under torchrun): every rank draws the same latents, keeps its share of each
+        batch (``distributed.share_sizes``) and generates only that."""
         transforms = [c for c in self.components + self._extra_components(with_)
                       if isinstance(c, LatentTransform)]
         G = self.ema if self.ema is not None else self.backbone.generator
@@ -346,6 +387,9 @@ class Pipeline:
                 if self.backbone.num_classes:
                     yb = (y[done:done + b].to(self.device) if y is not None else
                           torch.randint(self.backbone.num_classes, (b,), device=self.device))
+                if split:
+                    part = self.world.share(b)
+                    z, yb = z[part], (yb[part] if yb is not None else None)
                 ctx = StepContext(phase="sample", backbone=self.backbone, loss=self.loss,
                                   step=self.step, z=z, y=yb, generator=G)
                 with torch.no_grad():

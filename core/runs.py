@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .checkpoint import Checkpoint
+from .distributed import is_main
 from .errors import CheckpointError, GantkError, TrainingError
 from .safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, is_regular, read_jsonl,
                      read_text, sweep_temp, trim)
@@ -153,6 +154,8 @@ class RunWriter:
 
     # ------------------------------------------------------------------ files
     def write_spec(self) -> None:
+        if not is_main():  # under torchrun rank 0 owns every file of the run
+            return
         ensure_dir(self.dir)
         d = self.pipe.spec.to_dict()
         atomic_write(self.dir / "spec.json", json.dumps(d, indent=2, sort_keys=True) + "\n")
@@ -160,6 +163,8 @@ class RunWriter:
 
     def checkpoint(self, *, name: str | None = None, extra: dict[str, Any] | None = None) -> Path:
         path = self.dir / "checkpoints" / (name or f"step_{self.pipe.step:08d}.safetensors")
+        if not is_main():
+            return path
         if name is None:  # the log window travels with the step checkpoints (see _restore_window)
             extra = {**(extra or {}), "log_window": {
                 k: [float(v), self.counts[k], str(v.dtype).removeprefix("torch.")]
@@ -171,10 +176,14 @@ class RunWriter:
         return path
 
     def log(self, row: dict[str, Any], file: str = "metrics.jsonl") -> None:
+        if not is_main():
+            return
         append_jsonl(self.dir / file, row)
 
-    def samples(self) -> Path:
+    def samples(self) -> Path | None:
         pipe = self.pipe
+        if not is_main():
+            return None
         n = pipe.spec.train.num_samples
         if pipe.data_info.kind == "points":
             n = max(n, 2000)
@@ -194,9 +203,10 @@ class RunWriter:
         the rows written from here on are those of the uninterrupted run."""
         pipe = self.pipe
         ensure_dir(self.dir)
-        for sub in ("", "samples", "plots"):  # temp files of writes killed earlier
-            sweep_temp(self.dir / sub)
-        sweep_temp(self.dir / "checkpoints", broad=True)
+        if is_main():  # another rank's sweep could remove rank 0's file being written
+            for sub in ("", "samples", "plots"):  # temp files of writes killed earlier
+                sweep_temp(self.dir / sub)
+            sweep_temp(self.dir / "checkpoints", broad=True)
         found = list_checkpoints(self.dir)
         if fork_from is not None:
             if found:
@@ -212,13 +222,14 @@ class RunWriter:
                 "checkpoints" else None
             rows = [r for r in read_jsonl(src_run / "metrics.jsonl", warn=self._warn)
                     if _step_of(r) <= pipe.step] if src_run is not None else []
-            atomic_write(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+            if is_main():
+                atomic_write(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
             self._say(f"forked {ckpt.path} (step {pipe.step}) into {self.dir}")
         elif found and pipe.step == 0:
             mine = pipe.spec.to_dict()
 
             def accept(ckpt: Checkpoint) -> None:
-                diff = _diff(ckpt.spec, mine, ignore={"train.steps"})
+                diff = _diff(ckpt.spec, mine, ignore={"train.steps", "train.workers"})
                 if diff:
                     raise TrainingError(
                         "the run directory holds a run of a different stack or different "
@@ -232,7 +243,12 @@ class RunWriter:
             self._restore_window(ckpt)
             self._restore_best()
             self._say(f"resuming {self.dir} from step {pipe.step} ({ckpt.path.name})")
-        self._replay_logs(pipe.step)
+        if not pipe.world.agree(pipe.step):
+            raise TrainingError(f"the processes found different checkpoints in {self.dir}",
+                                where=str(self.dir), fix="put RUN_DIR on a file system every node "
+                                "sees (every rank reads the checkpoint it resumes from).")
+        if is_main():
+            self._replay_logs(pipe.step)
         self.write_spec()
 
     def _restore_window(self, ckpt: Checkpoint) -> None:
@@ -280,6 +296,8 @@ class RunWriter:
     def _say(self, text: str) -> None:
         from rich.console import Console
 
+        if not is_main():
+            return
         (self.console or Console(stderr=True)).print(text, markup=False, highlight=False)
 
     def _warn(self, text: str) -> None:
@@ -297,7 +315,7 @@ class RunWriter:
         pipe.backbone.train()
         floats: dict[str, float] = {}
         logs: dict[str, torch.Tensor] = {}
-        bar = TrainProgress(start=pipe.step, total=target, enabled=progress,
+        bar = TrainProgress(start=pipe.step, total=target, enabled=progress and is_main(),
                             log_every=train.log_every)
         self.console = bar.console
         t_last, s_last = time.perf_counter(), pipe.step
@@ -312,7 +330,8 @@ class RunWriter:
                     self.counts[k] = self.counts.get(k, 0) + 1
                 floats = {}
                 if step % train.log_every == 0 or last:
-                    floats = {k: float(v) / self.counts[k] for k, v in self.window.items()}
+                    floats = pipe.world.mean_over_ranks(
+                        {k: float(v) / self.counts[k] for k, v in self.window.items()})
                     self.window, self.counts = {}, {}
                     now = time.perf_counter()
                     rate = (step - s_last) / max(now - t_last, 1e-9)
@@ -327,9 +346,9 @@ class RunWriter:
                 saved = (train.ckpt_every and step % train.ckpt_every == 0) or last
                 if saved:
                     path = self.checkpoint()
-                if stop and not last:
+                if pipe.world.any(bool(stop)) and not last:  # every rank stops at one step
                     path = path if saved else self.checkpoint()
-                    raise Interrupted(stop.name, step, path)
+                    raise Interrupted(stop.name or "a signal to another process", step, path)
         return floats or {k: float(v) for k, v in logs.items()}
 
     def evaluate(self) -> None:
@@ -343,7 +362,9 @@ class RunWriter:
         if "note" in result and not self._noted:
             self._noted = True
             self._warn(str(result["note"]))
-        record_eval(self.dir, row, step=pipe.step, metrics=train.eval_metrics, source="eval_every")
+        if is_main():
+            record_eval(self.dir, row, step=pipe.step, metrics=train.eval_metrics,
+                        source="eval_every")
         key = train.best_metric
         if key is None:
             return

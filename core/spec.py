@@ -79,6 +79,15 @@ class TrainSpec(BaseModel):
                              description="samples in each grid (points for 2-D data: 2000)")
     device: str = Field("auto", max_length=20,
                         description="'auto', 'cpu', 'mps', 'cuda', 'cuda:1', ...")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype of the forward passes (fp16 adds a gradient scaler)")
+    channels_last: bool = Field(False, description="image networks and batches in NHWC order")
+    compile: bool = Field(False, description="torch.compile the generator and discriminator")
+    sync_batchnorm: bool = Field(False, description="under torchrun: BatchNorm over the global "
+                                 "batch (CUDA only); off: per rank")
+    xflip: bool = Field(False, description="mirror each real image left-right with probability 1/2")
+    workers: int = Field(0, ge=0, le=256,
+                         description="DataLoader worker processes for image data")
 
     @field_validator("device")
     @classmethod

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from .checkpoint import NONFINITE_FIX
 from .errors import TrainingError
 from .interfaces import Component, LatentTransform, Regularizer, StepContext
+from .precision import Precision
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import Pipeline
@@ -99,6 +100,8 @@ class Trainer:
         self.has_d_step = "d" in self.optimizers
         self._d_params = list(bb.d_parameters())
         self.last_real: tuple[Tensor, Tensor | None] | None = None
+        self.world = pipe.world  # under torchrun: shares, shared draws, gradient averaging
+        self.precision = Precision(train.precision, pipe.device)
 
     # ------------------------------------------------------------------ helpers
     def _labels_for_fakes(self, n: int, real_y: Tensor | None) -> Tensor | None:
@@ -107,13 +110,18 @@ class Trainer:
             return None
         if real_y is not None and len(real_y) == n:
             return real_y
-        return torch.randint(bb.num_classes, (n,), device=self.pipe.device)
+        return self.world.draw(lambda m: torch.randint(bb.num_classes, (m,), device=self.pipe.device),
+                               self._global(n))
+
+    def _global(self, n: int) -> int:
+        """The global batch a rank's ``n`` samples are a share of."""
+        return self.pipe.spec.train.batch_size if self.world.size > 1 else n
 
     def _ctx(self, phase: str, step: int, real: Tensor | None, real_y: Tensor | None,
              y: Tensor | None) -> StepContext:
         bb = self.pipe.backbone
         n = len(real) if real is not None else self.pipe.spec.train.batch_size
-        z = bb.sample_latent(n, device=self.pipe.device)
+        z = self.world.draw(lambda m: bb.sample_latent(m, device=self.pipe.device), self._global(n))
         return StepContext(phase=phase, backbone=bb, loss=self.pipe.loss, step=step, z=z, y=y,
                            real=real, real_y=real_y)
 
@@ -125,13 +133,15 @@ class Trainer:
         return out
 
     @staticmethod
-    def _check_finite(step: int, phase: str, values: dict[str, Tensor]) -> None:
+    def _check_finite(step: int, phase: str, values: dict[str, Tensor], *,
+                      elsewhere: bool = False) -> None:
         stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
-        if bool(torch.isfinite(stacked).all()):
+        if bool(torch.isfinite(stacked).all()) and not elsewhere:
             return
         bad = {k: float(v) for k, v in values.items() if not torch.isfinite(v.detach()).all()}
         raise TrainingError(
-            f"at step {step} ({phase} update) the loss became non-finite: "
+            f"at step {step} ({phase} update) the loss became non-finite"
+            + (" on another process" if not bad else ": ")
             + ", ".join(f"{k} = {v}" for k, v in bad.items()),
             where=f"training step {step}",
             fix="no update of this step was applied; lower train.lr_d / train.lr_g, reduce the "
@@ -139,15 +149,32 @@ class Trainer:
 
     def _update(self, step: int, phase: str, opt: torch.optim.Optimizer,
                 values: dict[str, Tensor], logs: dict[str, Tensor]) -> None:
-        """Check every term, then one backward of their sum and one optimiser step."""
-        self._check_finite(step, phase, values)
+        """Check every term, then one backward of their sum and one optimiser step.
+
+        Under torchrun the gradients are averaged over the processes first (one all-reduce that
+        also tells whether every process's losses were finite; if not, no process steps)."""
+        world = self.world
+        finite = bool(torch.isfinite(torch.stack([v.detach().float().reshape(())
+                                                  for v in values.values()])).all())
+        if not finite and world.size == 1:
+            self._check_finite(step, phase, values)  # raises, naming the terms
         opt.zero_grad(set_to_none=True)
-        sum(values.values()).backward()
-        opt.step()
+        if finite:
+            self.precision.backward(sum(values.values()), opt)
+        if world.size > 1:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            n = len(self.last_real[0]) if self.last_real is not None else 1
+            if not world.average_gradients(params, finite, weight=n / self._global(n)):
+                self._check_finite(step, phase, values, elsewhere=True)
+        self.precision.step(opt)
         logs.update({k: v.detach() for k, v in values.items()})
 
     # ------------------------------------------------------------------ one step
     def step(self, step: int, stream: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]:
+        with self.precision.explain_errors(), self.precision.autocast():  # bf16/fp16 forwards
+            return self._step(step, stream)
+
+    def _step(self, step: int, stream: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]:
         pipe, bb, loss = self.pipe, self.pipe.backbone, self.pipe.loss
         train = pipe.spec.train
         logs: dict[str, Tensor] = {}

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from gantk.hookspecs import hookimpl
+from gantk.precision import float32_under_fp16
 from gantk.interfaces import Loss, Regularizer, StepContext
 
 # ----------------------------------------------------------------------------- pure functions
@@ -79,17 +80,19 @@ def gradient_penalty(D, real: Tensor, fake: Tensor, y: Tensor | None, *, center:
     """WGAN-GP: E[(||grad_x D(x_hat)||_2 - center)^2] on random interpolates x_hat."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
     x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-    out = D(x_hat, y)
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - center) ** 2).mean()
+    with float32_under_fp16():  # the inner gradient underflows in fp16
+        out = D(x_hat, y)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        return ((grad.flatten(1).norm(2, dim=1) - center) ** 2).mean()
 
 
 def r1_penalty(D, real: Tensor, y: Tensor | None) -> Tensor:
     """R1 (Mescheder et al. 2018): E[||grad_x D(x)||^2] on real data (without the gamma/2)."""
     real = real.detach().requires_grad_(True)
-    out = D(real, y)
-    (grad,) = torch.autograd.grad(out.sum(), real, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()
+    with float32_under_fp16():  # the inner gradient underflows in fp16
+        out = D(real, y)
+        (grad,) = torch.autograd.grad(out.sum(), real, create_graph=True)
+        return grad.pow(2).flatten(1).sum(1).mean()
 
 
 class GPParams(BaseModel):

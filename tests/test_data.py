@@ -54,7 +54,9 @@ def test_image_folder_loads_generated_images(tmp_path):
         Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "sub" / f"{i}.png")
     (tmp_path / "notes.txt").write_text("not an image")
     x, y = load_folder(FolderParams(root=str(tmp_path), resolution=16))
-    assert x.shape == (5, 3, 16, 16) and y is None and x.min() >= -1 and x.max() <= 1
+    assert x.shape == (5, 3, 16, 16) and y is None and x.dtype == torch.uint8  # streamed as uint8
+    lazy, _ = load_folder(FolderParams(root=str(tmp_path), resolution=16, in_memory=False))
+    assert len(lazy) == 5 and torch.equal(lazy.load_all(), x)  # read from disk: the same pixels
     with pytest.raises(DataError, match="no such folder"):
         load_folder(FolderParams(root=str(tmp_path / "nope")))
 

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
+from gantk.precision import float32_under_fp16
+
 # ----------------------------------------------------------------------------- I-FGSM (Eq. 5-6)
 
 
@@ -41,7 +43,7 @@ def ifgsm(z0: Tensor, objective: Callable[[Tensor], Tensor], *, steps: int, step
 
     z0 = z0.detach()
     z = (z0 if start is None else start).detach().clone()
-    with torch.enable_grad():
+    with torch.enable_grad(), float32_under_fp16():  # fp16 gradients to z underflow to 0
         for _ in range(steps):
             z.requires_grad_(True)
             loss = objective(z)

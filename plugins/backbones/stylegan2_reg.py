@@ -17,6 +17,7 @@ from torch import Tensor
 
 from gantk.errors import IncompatibleStackError
 from gantk.interfaces import BuildContext, Regularizer, StepContext
+from gantk.precision import float32_under_fp16
 
 
 def path_lengths(img: Tensor, ws: Tensor) -> Tensor:
@@ -58,8 +59,9 @@ class PathLength(Regularizer):
         z = ctx.z if ctx.z_in is None else ctx.z_in
         n = max(1, z.shape[0] // self.params.batch_shrink)
         y = None if ctx.y is None else ctx.y[:n]
-        img, ws = ctx.G(z[:n], y, return_ws=True)
-        lengths = path_lengths(img, ws)
+        with float32_under_fp16():  # the inner gradient underflows in fp16
+            img, ws = ctx.G(z[:n], y, return_ws=True)
+            lengths = path_lengths(img, ws)
         penalty, target = path_length_penalty(lengths, self.mean_length, self.params.decay)
         self.mean_length.copy_(target)
         return {"path_length": self.params.weight * self.params.every * penalty}

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from gantk.distributed import is_main
 from gantk.interfaces import LatentTransform, Regularizer, StepContext
 
 from .equations import draw_trained_iteration, scale_grad, similarity_loss
@@ -162,7 +163,7 @@ class ReverserSeparate(LatentTransform):
                     batch_size=self.params.batch_size or pipe.spec.train.batch_size,
                     lr=self.params.lr, optimizer=self.params.optimizer,
                     progress=self.params.progress)
-            if path is not None:
+            if path is not None and is_main():  # under torchrun rank 0 owns the run's files
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
                 save_file({k: v.detach().clone().contiguous() for k, v in self.R.state_dict().items()},
