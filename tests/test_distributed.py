@@ -174,3 +174,25 @@ def test_killing_one_torchrun_rank_stops_the_job_and_torchrun_resumes(tmp_path):
     steps = [r["step"] for r in rows]
     assert steps == sorted(set(steps)) and steps[-1] == stopped_at + 10  # one row per logged step
     assert Pipeline.load(out, device="cpu").step == stopped_at + 10
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path):
+    import tomli_w
+
+    spec = _ring(steps=100_000, ckpt_every=0, log_every=5)
+    spec_path = tmp_path / "ring.toml"
+    spec_path.write_text(tomli_w.dumps(spec))
+    out = tmp_path / "run"
+    job = _torchrun(out, spec_path, 100_000, dh.free_port())
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((out / "metrics.jsonl").exists()
+                                          and len((out / "metrics.jsonl").read_text()) > 200):
+        time.sleep(0.5)
+    job.send_signal(signal.SIGTERM)  # torchrun passes it on to every worker
+    log, _ = job.communicate(timeout=180)
+    assert job.returncode != 0
+    ckpts = list((out / "checkpoints").glob("step_*.safetensors"))
+    assert len(ckpts) == 1, log.decode()[-3000:]  # ckpt_every=0: written by the stop alone
+    stopped = Pipeline.load(out, device="cpu").step
+    assert 0 < stopped < 100_000 and "stopped by SIGTERM" in " ".join(log.decode().split())
