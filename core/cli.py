@@ -34,7 +34,7 @@ def _manager(args: argparse.Namespace):
     from .plugins import _env_list, get_plugin_manager
 
     disabled = _env_list("GANTK_DISABLE_PLUGINS")
-    for item in getattr(args, "plugin_opts", None) or []:
+    for item in _plugin_opts(args):
         if not item.startswith("no:"):
             raise SpecError(f"cannot read -p {item!r}", where="-p",
                             fix="write -p no:NAME to disable the plugin NAME.")
@@ -229,18 +229,38 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- parser
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
-    common.add_argument("--strict", action="store_true",
-                        help="fail on a broken plugin (also GANTK_STRICT=1)")
-    common.add_argument("-p", dest="plugin_opts", action="append", metavar="no:NAME",
+def _global_flags(*, top: bool) -> argparse.ArgumentParser:
+    """``--debug``, ``--strict`` and ``-p no:NAME``, accepted before and after the subcommand.
+
+    argparse parses a subcommand's flags into a fresh namespace and copies every value over the
+    top level's, defaults included. So the subcommands' copies have no defaults (SUPPRESS: a flag
+    not given after the subcommand leaves the top level's value alone), and ``-p`` after the
+    subcommand collects into its own list, which :func:`_plugin_opts` joins to the top level's.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    default = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument("--debug", action="store_true", help="show tracebacks", **default)
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on a broken plugin (also GANTK_STRICT=1)", **default)
+    parser.add_argument("-p", dest="plugin_opts" if top else "plugin_opts_after", action="append",
+                        metavar="no:NAME", **default,
                         help="disable a plugin by entry-point name (also GANTK_DISABLE_PLUGINS)")
+    return parser
+
+
+def _plugin_opts(args: argparse.Namespace) -> list[str]:
+    """Every ``-p`` value, given before or after the subcommand."""
+    return [*(getattr(args, "plugin_opts", None) or []),
+            *(getattr(args, "plugin_opts_after", None) or [])]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_flags(top=False)
     stack = argparse.ArgumentParser(add_help=False)
     stack.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a spec value, e.g. --set train.steps=500 (repeatable)")
 
-    parser = argparse.ArgumentParser(prog="gantk", parents=[common],
+    parser = argparse.ArgumentParser(prog="gantk", parents=[_global_flags(top=True)],
                                      description="Stack latent-space GAN methods onto any backbone.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

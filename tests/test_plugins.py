@@ -76,6 +76,24 @@ def test_list_plugins_table_marks_broken(cli, with_broken_entry_point):
     assert code == 0 and "zz-broken" in out and "broken" in out and "mlp" in out
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_flags_work_before_and_after_the_subcommand(cli, with_broken_entry_point, where):
+    """`gantk --strict list-plugins` (as --help shows it) and `gantk list-plugins --strict`."""
+    others = [b.name for b in PluginManager(strict=False).broken if b.name != "zz-broken"]
+    off = [f for name in ["losses", *others] for f in ("-p", f"no:{name}")]
+    flags = ["--strict", *off]
+    argv = [*flags, "list-plugins", "--json"] if where == "before" else ["list-plugins", "--json", *flags]
+    code, _, err = cli(*argv)
+    assert code == 2 and "zz-broken" in err  # --strict was seen
+    code, out, _ = cli(*(["-p", "no:zz-broken", *off, "list-plugins", "--json", "-p", "no:advlat"]))
+    names = {r["name"] for r in json.loads(out) if r.get("status", "ok") == "ok"}
+    assert code == 0 and "mlp" in names and "zz-broken" not in out
+    assert "hinge" not in names and "advlat_z" not in names  # -p on both sides of the subcommand
+    with pytest.raises(PluginError):  # --debug re-raises instead of printing a paragraph
+        cli(*(["--debug", "--strict", "list-plugins"] if where == "before"
+              else ["list-plugins", "--debug", "--strict"]))
+
+
 def test_registry_toml_metadata_is_merged():
     from gantk.plugins import get_registry
 
