@@ -203,3 +203,16 @@ def test_from_spec_takes_a_path_a_dict_or_a_stackspec(tmp_path):
 
     c = Pipeline.from_spec(tomllib.loads(path.read_text())).spec
     assert a == b == c
+
+
+def test_loading_plugins_imports_no_heavy_optional_library():
+    """Every command loads all plugins first; clean-fid (and through it torchvision, torch._dynamo
+    and SciPy) cost seconds of start-up and are imported where they are used instead."""
+    import subprocess
+    import sys
+
+    heavy = ("cleanfid", "torchvision", "torch._dynamo", "sklearn", "matplotlib", "scipy")
+    code = ("import sys, gantk.plugins as p; p.get_plugin_manager().registry; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

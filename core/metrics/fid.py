@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from cleanfid import fid as cfid
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import FeatureSet, Metric, MetricError, as_float64
@@ -35,6 +34,8 @@ def gaussian_stats(feats: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
     """``||mu1-mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)`` (clean-fid's stable implementation)."""
+
+    from cleanfid import fid as cfid  # here, not at import: it pulls in torchvision (start-up)
 
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         # its "singular product" notice, and SciPy's deprecation of the sqrtm(disp=) it passes
@@ -75,6 +76,8 @@ def kid(real_feats: Any, fake_feats: Any, *, num_subsets: int = 100,
     if min(len(real), len(fake)) < 2:
         raise MetricError("KID needs at least 2 samples per set", where="metric kid",
                           fix="evaluate with a larger --n.")
+    from cleanfid import fid as cfid  # here, not at import: it pulls in torchvision (start-up)
+
     with _seeded_numpy(seed):
         return float(cfid.kernel_distance(real, fake, num_subsets=num_subsets,
                                           max_subset_size=max_subset_size))
