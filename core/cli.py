@@ -49,15 +49,24 @@ def cmd_list_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))
         return 0
-    table = Table(title="gantk plugins", show_lines=False)
-    for col in ("name", "kind", "plugin", "version", "paper", "summary"):
-        table.add_column(col, overflow="fold")
+    columns = ("name", "kind", "plugin", "version", "paper", "summary")
+    cells = []
     for r in rows:
         status = r.get("status", "ok")
-        style = {"broken": "red", "not installed": "yellow"}.get(status)
         summary = r["summary"] if status == "ok" else f"[{status}] {r['summary']}"
-        cells = (r["name"], r["kind"], r["plugin"], r["version"], r.get("paper", ""), summary)
-        table.add_row(*(escape(str(c)) for c in cells), style=style)
+        cells.append((status, [str(c) for c in (r["name"], r["kind"], r["plugin"], r["version"],
+                                                r.get("paper", ""), summary)]))
+    if not console.is_terminal:  # a pipe or a file: one tab-separated line per component
+        print("\t".join(columns))
+        for _, row in cells:
+            print("\t".join(" ".join(c.split()) for c in row))
+        return 0
+    table = Table(title="gantk plugins", show_lines=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for status, row in cells:
+        style = {"broken": "red", "not installed": "yellow"}.get(status)
+        table.add_row(*(escape(c) for c in row), style=style)
     console.print(table)
     return 0
 

@@ -94,6 +94,18 @@ def test_global_flags_work_before_and_after_the_subcommand(cli, with_broken_entr
               else ["list-plugins", "--debug", "--strict"]))
 
 
+def test_list_plugins_into_a_pipe_is_one_line_per_component(cli):
+    """Not a terminal (capsys, `| grep`, `> file`): tab-separated lines, never wrapped at 80."""
+    _, out, _ = cli("list-plugins")
+    _, js, _ = cli("list-plugins", "--json")
+    lines = out.splitlines()
+    assert lines[0].split("\t") == ["name", "kind", "plugin", "version", "paper", "summary"]
+    assert len(lines) == 1 + len(json.loads(js))
+    assert all(len(line.split("\t")) == 6 for line in lines)
+    mlp = next(line.split("\t") for line in lines if line.startswith("mlp\t"))
+    assert mlp[1:3] == ["backbone", "gantk"] and "2-D data" in mlp[5]
+
+
 def test_registry_toml_metadata_is_merged():
     from gantk.plugins import get_registry
 
