@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         registry.get(args.name, tuple(sorted({e.kind for e in registry.entries.values()})),
                      where="show")
     table = Table(title=f"{entry.kind} {entry.name!r} ({entry.distribution} {entry.version})")
-    for col in ("option", "type", "default", "description"):
+    for col in ("option", "type", "bounds", "default", "description"):
         table.add_column(col, overflow="fold")
     for fname, field in entry.params.model_fields.items():
         default = entry.defaults.get(fname, field.default if not field.is_required() else "(required)")
-        ann = getattr(field.annotation, "__name__", str(field.annotation))
-        table.add_row(fname, ann.replace("typing.", ""), repr(default), field.description or "")
+        ann = (str(field.annotation) if typing.get_origin(field.annotation) is typing.Literal
+               else getattr(field.annotation, "__name__", str(field.annotation)))
+        table.add_row(fname, ann.replace("typing.", ""), _bounds(field), repr(default),
+                      field.description or "")
     if entry.title or entry.paper:
         console.print(f"[bold]{entry.title or entry.name}[/] — {entry.paper}")
     console.print(entry.summary)
@@ -95,6 +98,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(f"needs: {', '.join(sorted(entry.needs))}")
     console.print(table)
     return 0
+
+
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("multiple_of", "multiple of"),
+           ("min_length", "length >="), ("max_length", "length <="))
+
+
+def _bounds(field: Any) -> str:
+    """A pydantic field's constraints as ``>= 0, <= 1`` (empty when it has none)."""
+    return ", ".join(f"{sign} {getattr(m, attr)}" for m in field.metadata
+                     for attr, sign in _BOUNDS if getattr(m, attr, None) is not None)
 
 
 def _load_pipeline_spec(args: argparse.Namespace):

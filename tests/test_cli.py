@@ -100,6 +100,15 @@ def test_show_lists_options(cli):
     assert code == 0 and "weight" in out and "center" in out and "10.0" in out
 
 
+def test_show_gives_bounds_and_choices(cli):
+    code, out, _ = cli("show", "advlat_z")
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:]]
+            for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()}
+    assert code == 0 and rows["steps"][:3] == ["int", ">= 0", "100"]
+    assert rows["step_size"][1] == "> 0" and rows["restore_buffers"][1] == ""
+    assert rows["network_mode"][0].startswith("Literal['current'") and "'train']" in out
+
+
 def test_console_script_runs(tmp_path):
     """The installed `gantk` entry point, as a user types it (with --debug off, no traceback)."""
     exe = Path(sys.executable).with_name("gantk")
