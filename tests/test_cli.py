@@ -104,9 +104,10 @@ def test_show_gives_bounds_and_choices(cli):
     code, out, _ = cli("show", "advlat_z")
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:]]
             for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()}
-    assert code == 0 and rows["steps"][:3] == ["int", ">= 0", "100"]
-    assert rows["step_size"][1] == "> 0" and rows["restore_buffers"][1] == ""
-    assert rows["network_mode"][0].startswith("Literal['current'") and "'train']" in out
+    assert code == 0 and rows["steps"][0] == "int" and rows["steps"][2] == "100"
+    assert rows["steps"][1].startswith(">= 0,") and rows["step_size"][1].startswith("> 0")
+    assert rows["clamp_to_prior"][1] == ""  # a bool has no bounds
+    assert rows["network_mode"][0].startswith("Literal[") and "'train']" in out
 
 
 def test_console_script_runs(tmp_path):
