@@ -5,9 +5,7 @@ the spec models, the Pipeline and the trainer. It names no method; every method,
 third-party, arrives through the ``gantk`` entry-point group.
 """
 
-from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +43,8 @@ def __getattr__(name: str) -> Any:
 
 
 try:
-    __version__ = version("gantk")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = _metadata.version("gantk")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     __version__ = "0.0.0"
 
 __all__ = [

@@ -228,3 +228,16 @@ def test_loading_plugins_imports_no_heavy_optional_library():
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_gantk_namespace_is_what_all_names():
+    """`from gantk import *` and `dir(gantk)` show the public API, not helper imports."""
+    import types
+
+    import gantk
+
+    public = {n for n, v in vars(gantk).items()
+              if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public == set(gantk.__all__) - {"__version__"}
+    assert {"annotations", "version", "PackageNotFoundError"}.isdisjoint(public)
+    assert gantk.__version__ and gantk.Pipeline and gantk.Regularizer
