@@ -6,8 +6,7 @@ third-party, arrives through the ``gantk`` entry-point group.
 """
 
 import importlib.metadata as _metadata
-
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from .errors import (CheckpointError, DataError, GantkError, IncompatibleStackError, PluginError,
                      SpecError, TrainingError)
@@ -23,7 +22,7 @@ _LAZY = {
     "parse_spec": "spec",
 }
 
-if TYPE_CHECKING:  # pragma: no cover
+if _typing.TYPE_CHECKING:  # pragma: no cover
     from .hookspecs import hookimpl
     from .interfaces import (Backbone, BuildContext, Component, DataInfo, Discriminator,
                              LatentTransform, Loss, Regularizer, StepContext)
@@ -32,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .spec import StackSpec, parse_spec
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
@@ -40,6 +39,10 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'gantk' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 try:
