@@ -219,15 +219,17 @@ def _save_figure(fig: Any, path: Path, title: str) -> Path:
     return path
 
 
-def plot_scores(rows: list[dict[str, Any]], path: Path, title: str = "", *,
-                registry: Any = None) -> Path:
-    """One panel per score; one series per (space, sampling transform, options, source), so
-    scores from different feature spaces or settings are never joined. ``gantk eval`` results are
-    drawn as dots, ``eval_every`` results as lines."""
+def score_series(rows: list[dict[str, Any]], *, registry: Any = None
+                 ) -> tuple[dict[str, dict[str, list[tuple[int, float]]]],
+                            list[tuple[str, str, int | None, float | None]]]:
+    """Split ``eval.jsonl`` rows into what a line can show and what it cannot.
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Returns ``(lines, singles)``: ``lines[score][series]`` holds the (step, value) points of every
+    series with two or more finite points; ``singles`` holds ``(score, series, step, value)`` for
+    a series evaluated once (``value`` None for a score with no finite value at all). A series is
+    one (feature space, sampling transform, options, source), so scores from different feature
+    spaces or settings are never joined.
+    """
 
     from .evaluate import _directions, score_keys
 
@@ -247,30 +249,62 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str = "", *,
             label += " " + json.dumps(r["options"], separators=(",", ":"))
         return label + f" [{r.get('source', 'eval_every')}]"
 
-    cols = 2 if len(keys) > 1 else 1
-    nrows = max(1, math.ceil(len(keys) / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 2.8 * nrows), squeeze=False)
-    for ax, key in zip(axes.flat, keys, strict=False):
-        lines: dict[str, list[tuple[int, float]]] = {}
+    lines: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    singles: list[tuple[str, str, int | None, float | None]] = []
+    for key in keys:
+        found: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
             v = _numeric(r, key)
             if v is not None and r.get("step") is not None:
-                lines.setdefault(series(r, key), []).append((int(r["step"]), v))
-        for label, pts in sorted(lines.items()):
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3,
-                    lw=0 if label.endswith("[gantk eval]") else 1, label=label)
+                found.setdefault(series(r, key), []).append((int(r["step"]), v))
+        if not found:
+            singles.append((key, "no finite value", None, None))
+        for label, pts in sorted(found.items()):
+            if len(pts) > 1:
+                lines.setdefault(key, {})[label] = sorted(pts)
+            else:
+                singles.append((key, label, *pts[0]))
+    return lines, singles
+
+
+def plot_scores(rows: list[dict[str, Any]], path: Path, title: str = "", *,
+                registry: Any = None) -> tuple[Path, list[str], int]:
+    """Lines for scores evaluated at two or more steps (one panel per score, one line per
+    series), and a table for single evaluations, where a panel would hold one dot. Returns the
+    path, the scores drawn as lines and the number of table rows."""
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines, singles = score_series(rows, registry=registry)
+    cols = 2 if len(lines) > 1 else 1
+    nrows = math.ceil(len(lines) / cols)
+    table_h = 0.6 + 0.22 * len(singles) if singles else 0
+    heights = [2.8] * nrows + ([table_h] if singles else [])
+    fig = plt.figure(figsize=(6 * cols if lines else 9, sum(heights) + 0.5))
+    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
+    for i, (key, series) in enumerate(sorted(lines.items())):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
+        for label, pts in series.items():
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, lw=1, label=label)
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)
-        if lines:
-            ax.legend(fontsize=6, loc="best")
-        else:
-            ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8, color="grey")
+        ax.legend(fontsize=6, loc="best")
         ax.set_xlabel("step")
-    for ax in list(axes.flat)[len(keys):]:
+    if singles:
+        ax = fig.add_subplot(grid[-1, :])
         ax.axis("off")
-    return _save_figure(fig, path, title or "evaluation scores")
+        ax.set_title("evaluated once", fontsize=9)
+        cells = [[key, label, "" if step is None else str(step),
+                  "-" if value is None else _fmt(key, value)]
+                 for key, label, step, value in singles]
+        table = ax.table(cellText=cells, colLabels=["score", "series", "step", "value"],
+                         loc="upper center", cellLoc="left", colLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(7)
+        table.auto_set_column_width(list(range(4)))
+    return _save_figure(fig, path, title or "evaluation scores"), sorted(lines), len(singles)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -307,8 +341,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if evals:
         from .cli import _manager
 
-        png = plot_scores(evals, out / "metrics.png", title, registry=_manager(args).registry)
-        console.print(f"wrote {png}", highlight=False)
+        png, drawn, n_single = plot_scores(evals, out / "metrics.png", title,
+                                           registry=_manager(args).registry)
+        parts = ([f"lines for {', '.join(drawn)}"] if drawn else []) + \
+            ([f"a table of {n_single} single evaluations"] if n_single else [])
+        console.print(f"wrote {png} ({'; '.join(parts)})", highlight=False, markup=False)
     else:
         console.print(f"no evaluations in {eval_file} yet: run `gantk eval {run}` or train with "
                       "train.eval_every and train.eval_metrics set; metrics.png not written.",

@@ -302,3 +302,25 @@ def test_eval_and_plot_errors_and_plots(ring_run, tmp_path, capsys):
     assert "metrics.jsonl" in err and "gantk train" in err
     with pytest.raises(GantkError, match="no such run directory"):
         main(["plot", str(tmp_path / "missing"), "--debug"])
+
+
+def test_plot_draws_lines_for_series_and_a_table_for_single_evaluations(ring_run, tmp_path, capsys):
+    from gantk.cli import main
+    from gantk.cli_eval import score_series
+
+    rows = [{"step": 5, "fid": 3.0, "feature_space": "digits", "source": "eval_every"},
+            {"step": 10, "fid": 2.0, "feature_space": "digits", "source": "eval_every"},
+            {"step": 10, "fid": 2.5, "kid": 0.1, "feature_space": "digits", "source": "gantk eval"},
+            {"step": 10, "kid": float("nan"), "feature_space": "inception", "source": "gantk eval"}]
+    lines, singles = score_series(rows)
+    assert lines == {"fid": {"digits [eval_every]": [(5, 3.0), (10, 2.0)]}}
+    assert singles == [("fid", "digits [gantk eval]", 10, 2.5), ("kid", "digits [gantk eval]", 10, 0.1)]
+
+    once = tmp_path / "once"  # a run evaluated once: a table, no panels of one dot
+    once.mkdir()
+    (once / "metrics.jsonl").write_text((ring_run / "metrics.jsonl").read_text())
+    (once / "eval.jsonl").write_text(json.dumps(rows[2]) + "\n")
+    assert main(["plot", str(once)]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "a table of 2 single evaluations" in out and "lines for" not in out
+    assert (once / "plots" / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
