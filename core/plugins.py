@@ -20,7 +20,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .registry import Registrar, Registry
+from .registry import Registrar, RegistrationError, Registry
 
 GROUP = "gantk"
 
@@ -112,12 +112,16 @@ class PluginManager:
             snapshot = (dict(registry.entries), dict(registry.aliases))
             try:
                 impl.function(**({"register": register} if impl.argnames else {}))
-            except PluginError:
-                raise
+            except PluginError as exc:
+                if not isinstance(exc, RegistrationError):
+                    raise
+                registry.entries, registry.aliases = snapshot
+                self._mark_broken(impl.plugin_name, dist, version, exc)
             except Exception as exc:  # registration failed: report, roll back, keep the rest
                 registry.entries, registry.aliases = snapshot
                 self._mark_broken(impl.plugin_name, dist, version, exc)
         registry.apply_metadata()
+        registry.broken = {b.name: b.error for b in self.broken}
         if self.strict:
             missing = [n for n, meta in registry.metadata.items() if n not in registry.entries
                        and meta.get("plugin") not in self.disabled]

@@ -115,6 +115,7 @@ class Registry:
         self.aliases: dict[str, Alias] = {}
         self.metadata: dict[str, dict[str, Any]] = {}
         self.alias_metadata: dict[str, dict[str, Any]] = {}
+        self.broken: dict[str, str] = {}  # plugins that failed to load or register: name -> error
 
     # ------------------------------------------------------------------ building
     def add(self, entry: Entry) -> None:
@@ -191,8 +192,14 @@ class Registry:
         else:
             hint = suggest(name, choices)
             msg = f"unknown {label} {name!r}" + (f"; {hint}" if hint else "")
-        return_fix = f"use one of: {', '.join(choices) or '(none installed)'}."
-        raise SpecError(msg, where=where, fix=return_fix)
+        fix = f"use one of: {', '.join(choices) or '(none installed)'}."
+        if entry is None and self.broken:
+            failed = "; ".join(f"{n} ({err[:200]})" for n, err in sorted(self.broken.items()))
+            msg += (f". {len(self.broken)} plugin(s) failed to load and may be the one that "
+                    f"provides it: {failed}")
+            fix = ("repair or reinstall the broken plugin (`gantk list-plugins` shows it with its "
+                   "error), or " + fix)
+        raise SpecError(msg, where=where, fix=fix)
 
     def expand(self, name: str) -> tuple[str, ...]:
         """Method names behind ``name`` (an alias expands to several)."""
@@ -222,6 +229,44 @@ class Registry:
                                            r["name"]))
 
 
+class RegistrationError(PluginError):
+    """A ``register.KIND(...)`` call with an unknown keyword or a value of the wrong type: the
+    plugin is reported as broken (the others still load), or is an error under ``--strict``."""
+
+
+# The keywords every register.KIND(name, factory, ...) call accepts (docs/plugins.md lists them);
+# register.dataset also takes ``info``.
+KEYWORDS = ("params", "summary", "title", "paper", "needs", "provides", "conflicts", "cost",
+            "defaults", "check", "extra")
+
+
+def check_keywords(kind: str, name: str, meta: dict[str, Any], *, plugin: str) -> None:
+    """Refuse what ``Entry`` would choke on, in the plugin author's terms."""
+
+    allowed = KEYWORDS + (("info",) if kind == "dataset" else ())
+    where = f"plugin {plugin!r}, register.{kind}({name!r}, ...)"
+    for key in meta:
+        if key not in allowed:
+            hint = suggest(key, allowed)
+            raise RegistrationError(f"unknown keyword {key!r}" + (f"; {hint}" if hint else ""),
+                                    where=where, fix=f"use only {', '.join(allowed)} "
+                                                     "(docs/plugins.md describes each).")
+    problems = [f"{key} must be a list of names, e.g. {key}=[{meta[key]!r}], not a string"
+                for key in ("needs", "provides", "conflicts") if isinstance(meta.get(key), str)]
+    params = meta.get("params")
+    if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
+        problems.append(f"params must be a pydantic BaseModel class, not {params!r}")
+    problems += [f"{key} must be a dict, not {type(meta[key]).__name__}"
+                 for key in ("cost", "defaults", "extra")
+                 if key in meta and not isinstance(meta[key], dict)]
+    problems += [f"{key} must be callable" for key in ("check", "info")
+                 if meta.get(key) is not None and not callable(meta[key])]
+    if problems:
+        raise RegistrationError("; ".join(problems), where=where,
+                                fix="correct the registration (docs/plugins.md describes each "
+                                    "keyword).")
+
+
 class Registrar:
     """The ``register`` object a plugin's ``gantk_register`` hook receives."""
 
@@ -231,6 +276,7 @@ class Registrar:
         self._origin = {"plugin": plugin, "distribution": distribution, "version": version}
 
     def _add(self, kind: str, name: str, factory: Callable[..., Any], **meta: Any) -> Entry:
+        check_keywords(kind, name, meta, plugin=self._origin["plugin"])
         params = meta.pop("params", None) or NoParams
         for key in ("needs", "provides", "conflicts"):
             meta[key] = frozenset(meta.get(key, ()))
