@@ -4,7 +4,9 @@ Layout of the tensor keys: ``model.<module path>`` for every network (backbone, 
 ``optim.<name>.<param index>.<state key>`` for optimiser tensors, ``rng.<name>`` for RNG states.
 String metadata (safetensors allows strings only): ``format`` = ``gantk-checkpoint``,
 ``format_version``, ``step``, ``spec`` (the resolved stack as JSON), ``plugins`` (versions used),
-``optim`` (JSON of optimiser hyper-parameters and non-tensor state), ``extra`` (JSON).
+``optim`` (JSON of optimiser hyper-parameters and non-tensor state), ``extra`` (JSON),
+``provenance`` (JSON, see :mod:`gantk.provenance`: the package and version of each component,
+torch and torchvision versions).
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def optimizer_from_flat(name: str, opt: torch.optim.Optimizer, tensors: dict[str
 def save_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer], rng: dict[str, Tensor],
                     step: int, spec_json: str, plugins: dict[str, str],
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None,
+                    provenance: dict[str, Any] | None = None) -> Path:
     path = Path(path)
     bad = check_finite(modules)
     if bad:  # never write a broken model: the previous checkpoint stays the newest
@@ -124,6 +127,7 @@ def save_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module],
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": str(step),
                 "spec": spec_json, "plugins": json.dumps(plugins, sort_keys=True),
                 "optim": json.dumps(optim_meta), "extra": json.dumps(extra or {}),
+                "provenance": json.dumps(provenance or {}, sort_keys=True),
                 "sha256": tensor_digest(tensors)}
     _atomic_write(path, tensors, metadata)
     return path
@@ -144,6 +148,7 @@ class Checkpoint:
         self.plugins = self._json("plugins", "{}")
         self.optim = self._json("optim", "{}")
         self.extra = self._json("extra", "{}")
+        self.provenance = self._json("provenance", "{}")  # absent in older checkpoints
         digest = self.metadata.get("sha256")
         if digest is not None and digest != tensor_digest(self.tensors):
             raise CheckpointError("the tensor data does not match the checksum in the metadata "

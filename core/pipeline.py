@@ -23,6 +23,8 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .errors import CheckpointError, GantkError, SpecError
 from .interfaces import Component, LatentTransform, StepContext
 from .plugins import PluginManager, get_plugin_manager
+from .provenance import install_hint
+from .provenance import record as provenance_record
 from .spec import ComponentSpec, StackSpec, parse_spec
 from .trainer import Trainer, apply_transforms, make_ema
 
@@ -160,6 +162,14 @@ class Pipeline:
         if isinstance(stored.get("data"), dict) and stored["data"].get("download"):
             # a file on disk may not make gantk reach the network or write outside the run
             stored = {**stored, "data": {**stored["data"], "download": False}}
+        registry = (manager or get_plugin_manager()).registry
+        hint = install_hint(stored, ckpt.provenance, ckpt.plugins,
+                            set(registry.entries) | set(registry.aliases))
+        if hint:
+            raise CheckpointError(f"the run was trained with components this installation lacks: "
+                                  f"{hint}", where=str(ckpt.path),
+                                  fix="install the package(s) named (`gantk list-plugins` shows "
+                                      "what is installed, and broken plugins with their error).")
         try:
             spec = parse_spec(stored)
         except SpecError as exc:
@@ -181,9 +191,11 @@ class Pipeline:
             mods[f"components.{i}.{comp.entry_name}"] = comp
         return mods
 
+    def _parts(self) -> list[Any]:
+        return [self.resolved.data, self.resolved.backbone, self.resolved.loss, *self.resolved.methods]
+
     def plugin_versions(self) -> dict[str, str]:
-        parts = [self.resolved.data, self.resolved.backbone, self.resolved.loss, *self.resolved.methods]
-        return {p.entry.distribution or p.entry.plugin: p.entry.version for p in parts}
+        return {p.entry.distribution or p.entry.plugin: p.entry.version for p in self._parts()}
 
     @property
     def trainer(self) -> Trainer:
@@ -203,7 +215,8 @@ class Pipeline:
         optimizers = self._trainer.optimizers if self._trainer is not None else {}
         return save_checkpoint(path, modules=self.modules(), optimizers=optimizers,
                                rng=self.rng_state(), step=self.step, spec_json=self.spec.to_json(),
-                               plugins=self.plugin_versions(), extra=extra)
+                               plugins=self.plugin_versions(), extra=extra,
+                               provenance=provenance_record(self._parts()))
 
     def load_checkpoint(self, ckpt: Checkpoint | str | Path, *, optimizers: bool = True,
                         fork: bool = False) -> None:

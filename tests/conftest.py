@@ -38,9 +38,12 @@ def cli(capsys):
     """Run the gantk CLI in-process: returns (exit code, stdout, stderr)."""
     from gantk.cli import main
 
+    import gantk.plugins
+
     def run(*argv: str) -> tuple[int, str, str]:
         code = main([str(a) for a in argv])
         out = capsys.readouterr()
         return code, out.out, out.err
 
-    return run
+    yield run
+    gantk.plugins._default = None  # -p/--strict replaced the process-wide manager: start afresh

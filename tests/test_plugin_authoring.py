@@ -95,3 +95,49 @@ def test_check_and_train_mention_a_broken_plugin_for_an_unknown_name(third_party
         assert "failed to load" in err and "zz-consistency" in err and "'needs'" in err
         assert "gantk list-plugins" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_records_provenance_and_a_missing_plugin_names_its_package(cli, tmp_path):
+    """Trained with the third-party example plugin, loaded without it: say what to install."""
+    import importlib.metadata as md
+
+    import torch
+
+    from gantk.checkpoint import Checkpoint
+    from gantk.runs import open_checkpoint
+
+    stack = tmp_path / "s.toml"
+    stack.write_text('stack = "backbone=mlp + data=ring + feature_matching"\n[backbone]\n'
+                     'hidden = [16]\n[data]\nper_mode = 50\n[train]\nsteps = 2\nbatch_size = 32\n')
+    run = tmp_path / "run"
+    assert cli("train", stack, "--out", run, "--no-progress")[0] == 0
+    ckpt = open_checkpoint(run)
+    assert isinstance(ckpt, Checkpoint)
+    prov = ckpt.provenance
+    assert prov["torch"] == torch.__version__ and prov["torchvision"] == md.version("torchvision")
+    assert prov["components"]["feature_matching"] == {
+        "kind": "regularizer", "distribution": "gantk-plugin-example",
+        "version": md.version("gantk-plugin-example"), "entry_point": "feature-matching"}
+    assert prov["components"]["mlp"]["distribution"] == "gantk"
+
+    code, _, err = cli("sample", run, "--out", tmp_path / "x.png", "-p", "no:feature-matching")
+    err = " ".join(err.split())
+    version = md.version("gantk-plugin-example")
+    assert code == 2 and "'feature_matching' came from the package gantk-plugin-example" in err
+    assert f"pip install 'gantk-plugin-example=={version}'" in err and "Traceback" not in err
+
+
+def test_install_hint_for_checkpoints_with_and_without_provenance():
+    from gantk.provenance import install_hint
+
+    spec = {"backbone": {"name": "mlp"}, "loss": {"name": "ns"}, "data": {"name": "ring"},
+            "methods": [{"name": "consistency", "weight": 1.0}]}
+    known = {"mlp", "ns", "ring"}
+    prov = {"components": {"consistency": {"distribution": "gantk-consistency", "version": "0.3.0",
+                                           "entry_point": "consistency", "kind": "regularizer"}}}
+    assert install_hint(spec, prov, {}, known | {"consistency"}) is None
+    hint = install_hint(spec, prov, {}, known)
+    assert hint.startswith("no installed plugin provides 'consistency'")
+    assert "pip install 'gantk-consistency==0.3.0'" in hint
+    old = install_hint(spec, {}, {"gantk": "0.1.0", "gantk-consistency": "0.2.0"}, known)
+    assert "one of the plugins the run recorded: gantk 0.1.0, gantk-consistency 0.2.0" in old
