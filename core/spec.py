@@ -191,16 +191,31 @@ def _merge_shorthand(raw: dict[str, Any]) -> dict[str, Any]:
                             fix="name it once, or make both agree.")
         raw[key] = {**table, "name": parsed[key]["name"]}
     given = raw.get("methods", [])
+    if not isinstance(given, list):
+        raise SpecError(f"expected [[methods]] tables, got {trim(repr(given), 60)}", where="methods",
+                        fix="write [[methods]] tables with a name and options.")
     names = [m["name"] for m in parsed["methods"]]
+    # With a shorthand, methods[i] is the i-th method of the shorthand (as in --set methods[i] and
+    # every later message), whatever the order of the [[methods]] tables that give options; a
+    # table that matches no method has no such index and is named by its own position.
     options: dict[str, dict[str, Any]] = {}
-    for i, m in enumerate(given):
+    for i, m in enumerate(given, start=1):
+        table = f"[[methods]] table number {i}"
         if not isinstance(m, dict) or "name" not in m:
-            raise SpecError("each [[methods]] entry needs a name", where=f"methods[{i}]",
-                            fix='add name = "...".')
+            raise SpecError(f"{table} has no name", where="methods",
+                            fix='add name = "..." naming a method of the stack.')
+        if m["name"] in options:
+            raise SpecError(f"two [[methods]] tables give options for {m['name']!r}",
+                            where=f"methods[{names.index(m['name'])}]",
+                            fix="merge them into one table.")
         if m["name"] not in names:
-            raise SpecError(f"[[methods]] gives options for {m['name']!r}, which the shorthand does "
-                            "not name", where=f"methods[{i}].name",
-                            fix=f"add it to stack = \"...\" or remove the table ({short!r}).")
+            close = [n for n in names if suggest(str(m["name"]), [n])]
+            raise SpecError(f"{table} gives options for {m['name']!r}, which the shorthand does "
+                            "not name" + (f"; the shorthand names {close[0]!r}, which is close: is "
+                                          "one of the two misspelt?" if close else ""),
+                            where="methods",
+                            fix=f"make the table's name and the shorthand agree ({short!r}), or "
+                                "remove the table.")
         options[m["name"]] = m
     raw["methods"] = [options.get(n, {"name": n}) for n in names]
     return raw

@@ -124,3 +124,42 @@ def test_backbone_refusal_names_the_fix():
 def test_duplicate_methods_are_refused():
     with pytest.raises(SpecError, match="appear more than once|appears twice"):
         parse_spec({"stack": "backbone=mlp + gp + gp"})
+
+
+def _error(spec: dict, overrides: list[str] | None = None) -> str:
+    with pytest.raises(SpecError) as info:
+        resolve(parse_spec(spec, overrides), get_registry())
+    return info.value.paragraph()
+
+
+def test_methods_index_counts_stack_positions_in_both_forms():
+    """methods[i] is the i-th method of the stack, whether its options sit in a [[methods]] table
+    placed elsewhere, in tables only, or come from --set."""
+    base = {"backbone": {"name": "mlp"}, "data": {"name": "ring"}}
+    short = {**base, "stack": "backbone=mlp + data=ring + advlat_qua + gp",
+             "methods": [{"name": "gp", "wieght": 1.0}, {"name": "advlat_qua"}]}
+    tables = {**base, "methods": [{"name": "advlat_qua"}, {"name": "gp", "wieght": 1.0}]}
+    for spec in (short, tables):
+        assert _error(spec).startswith("methods[1].wieght: unknown option (did you mean 'weight'?)")
+    plain = {**base, "stack": "backbone=mlp + data=ring + advlat_qua + gp"}
+    for spec in (plain, {**base, "methods": [{"name": "advlat_qua"}, {"name": "gp"}]}):
+        assert _error(spec, ["methods[1].weight=-1"]).startswith("methods[1].weight: Input should")
+    # a table that matches no method of the shorthand is named by its own position
+    odd = {**plain, "methods": [{"name": "gp"}, {"name": "r1"}]}
+    assert "[[methods]] table number 2 gives options for 'r1'" in _error(odd)
+    twice = {**plain, "methods": [{"name": "gp"}, {"name": "gp", "weight": 2.0}]}
+    assert _error(twice).startswith("methods[1]: two [[methods]] tables give options for 'gp'")
+
+
+def test_a_misspelt_method_name_gets_a_close_match_in_both_forms():
+    base = {"backbone": {"name": "mlp"}, "data": {"name": "ring"}}
+    short = {**base, "stack": "backbone=mlp + data=ring + gp + advlat_qau"}
+    tables = {**base, "methods": [{"name": "gp"}, {"name": "advlat_qau"}]}
+    for spec in (short, tables):
+        assert _error(spec).startswith("methods[1].name: unknown method 'advlat_qau'; "
+                                       "did you mean 'advlat_qua'")
+    # shorthand and table disagree: the close pair is pointed out, whichever is misspelt
+    for shorthand, table in (("advlat_qau", "advlat_qua"), ("advlat_qua", "advlat_qau")):
+        spec = {**base, "stack": f"backbone=mlp + data=ring + {shorthand}",
+                "methods": [{"name": table, "steps": 3}]}
+        assert f"the shorthand names {shorthand!r}, which is close" in _error(spec)
