@@ -47,3 +47,25 @@ def cli(capsys):
 
     yield run
     gantk.plugins._default = None  # -p/--strict replaced the process-wide manager: start afresh
+
+
+@pytest.fixture
+def add_entry_point(monkeypatch):
+    """``add_entry_point(name, module)``: one more ``gantk`` entry point next to the installed ones,
+    as if a package declaring it were installed (for this test only; not strict)."""
+    import importlib.metadata as md
+
+    import gantk.plugins
+
+    real = md.entry_points
+
+    def add(name: str, module: str) -> None:
+        def fake(**kwargs):
+            if kwargs.get("group") != "gantk":
+                return real(**kwargs)
+            return [*real(**kwargs), md.EntryPoint(name=name, value=module, group="gantk")]
+
+        monkeypatch.setattr(gantk.plugins.md, "entry_points", fake)
+        monkeypatch.delenv("GANTK_STRICT", raising=False)  # CI runs strict; these tests are not
+
+    return add

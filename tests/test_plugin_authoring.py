@@ -3,14 +3,12 @@ close-match suggestion, a broken plugin named when a stack uses a name it would 
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import sys
 import textwrap
 
 import pytest
 
-import gantk.plugins as plugins_mod
 from gantk import PluginError
 from gantk.plugins import PluginManager
 
@@ -31,22 +29,13 @@ def gantk_register(register):
 
 
 @pytest.fixture
-def third_party(tmp_path, monkeypatch):
+def third_party(tmp_path, monkeypatch, add_entry_point):
     """Install a one-module plugin ``zz_consistency`` registering with the given keywords."""
 
     def install(keywords: str) -> None:
         (tmp_path / "zz_consistency.py").write_text(textwrap.dedent(PLUGIN).format(keywords=keywords))
         monkeypatch.syspath_prepend(str(tmp_path))
-        real = md.entry_points
-
-        def fake(**kwargs):
-            if kwargs.get("group") != "gantk":
-                return real(**kwargs)
-            return [*real(**kwargs), md.EntryPoint(name="zz-consistency", value="zz_consistency",
-                                                   group="gantk")]
-
-        monkeypatch.setattr(plugins_mod.md, "entry_points", fake)
-        monkeypatch.delenv("GANTK_STRICT", raising=False)
+        add_entry_point("zz-consistency", "zz_consistency")
 
     sys.modules.pop("zz_consistency", None)
     yield install
