@@ -393,6 +393,11 @@ def _report(exc: BaseException, command: str) -> int:
             "replaced atomically, so nothing is half-written and the newest checkpoint of a run "
             "directory is intact; run the same command again to go on.")
         return 130
+    if isinstance(exc, BrokenPipeError):  # `gantk list-plugins | head`: the reader has had enough
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
+        return 0
     if isinstance(exc, GantkError):
         say("error", "bold red", f"({type(exc).__name__}): {exc.paragraph()}")
         return exc.exit_code

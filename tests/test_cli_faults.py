@@ -138,3 +138,12 @@ def test_sigkill_at_random_moments_never_blocks_the_same_command(ring_spec, tmp_
     assert proc.returncode == 0 and "Traceback" not in err, err
     steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(7, 400, 7)) + [400]
+
+
+def test_a_reader_that_closes_the_pipe_early_is_not_an_error():
+    """`gantk list-plugins | head -1`: the closed pipe ends the command quietly."""
+    proc = _spawn("list-plugins")
+    proc.stdout.close()  # long before the command writes its first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "error" not in err.lower(), err
