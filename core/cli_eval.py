@@ -38,7 +38,8 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", action="append", metavar="A,B",
                    help="metrics or result keys, comma separated (default: the data's defaults: "
                         "points modes,prdc; digits fid,kid,prdc,jsd,is,modes)")
-    p.add_argument("--n", type=int, default=10_000, help="generated samples (default 10000)")
+    p.add_argument("--n", type=int, default=None,
+                   help="generated samples (default 10000; 26000 for modes on stacked digits)")
     p.add_argument("--with", dest="with_", action="append", metavar="NAME",
                    help="sample through a post-training transform, e.g. --with advlat_z")
     p.add_argument("--with-set", action="append", metavar="NAME.KEY=VALUE",
