@@ -30,6 +30,10 @@ def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="sweep directory")
     p.add_argument("--jobs", type=int, help="runs at once (default: the file's jobs, else 1); "
                                             "each run gets CPU cores / jobs torch threads")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an override for every cell, after the file's own (repeatable), e.g. "
+                        "--set train.steps=100; part of the runs' stacks, so a changed value "
+                        "needs a new --out")
     p.add_argument("--check", action="store_true", help="validate and list the runs; run nothing")
     p.add_argument("--summary", action="store_true",
                    help="only rewrite the summary files from DIR")
@@ -56,6 +60,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     manager = _manager(args)
     sw = Sweep.from_file(args.sweep)
+    sw.spec.set.extend(args.set or [])
     runs = sw.runs(args.out)
     if args.check:
         sw.validate(manager=manager)

@@ -16,9 +16,13 @@ plugin offers another (a cluster scheduler) by implementing the ``gantk_sweep_la
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +84,26 @@ def _failure(run: Any, code: int) -> str:
     return text
 
 
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt here, even in a background process (where
+    SIGINT starts ignored), so a killed sweep stops its runs instead of orphaning them."""
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
             poll_every: float = 0.5) -> dict[str, int]:
     """Start every unfinished run, at most ``launcher.slots`` at once, until all have ended.
@@ -108,28 +132,30 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
     if done_before:
         report(f"{done_before} run(s) already finished, skipped")
     queue = list(todo)
-    try:
-        while queue or running:
-            while queue and len(running) < launcher.slots:
-                run = queue.pop(0)
-                running[id(run)] = (run, launcher.start(run), time.monotonic())
-                report(f"started {run.cell} seed {run.seed}")
-            time.sleep(poll_every)
-            for key, (run, handle, t0) in list(running.items()):
-                code = launcher.poll(handle)
-                if code is None:
-                    continue
-                del running[key]
-                if code == 0 and run.finished:
-                    done += 1
-                    durations.append(time.monotonic() - t0)
-                    report(f"finished {run.cell} seed {run.seed} "
-                           f"({time.monotonic() - t0:.0f} s)")
-                else:
-                    failed += 1
-                    report(f"FAILED {run.cell} seed {run.seed}: {_failure(run, code)}")
-    except KeyboardInterrupt:
-        for run, handle, _ in running.values():
-            launcher.stop(handle)
-        raise
+    with _interruptible():
+        try:
+            while queue or running:
+                while queue and len(running) < launcher.slots:
+                    run = queue.pop(0)
+                    running[id(run)] = (run, launcher.start(run), time.monotonic())
+                    report(f"started {run.cell} seed {run.seed}")
+                time.sleep(poll_every)
+                for key, (run, handle, t0) in list(running.items()):
+                    code = launcher.poll(handle)
+                    if code is None:
+                        continue
+                    del running[key]
+                    if code == 0 and run.finished:
+                        done += 1
+                        durations.append(time.monotonic() - t0)
+                        report(f"finished {run.cell} seed {run.seed} "
+                               f"({time.monotonic() - t0:.0f} s)")
+                    else:
+                        failed += 1
+                        report(f"FAILED {run.cell} seed {run.seed}: {_failure(run, code)}")
+        except KeyboardInterrupt:
+            for run, handle, _ in running.values():
+                launcher.stop(handle)
+            report("interrupted: running runs stopped; run the same command to resume")
+            raise
     return {"done": done, "failed": failed, "total": total}

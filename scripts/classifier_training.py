@@ -49,6 +49,54 @@ def fit(net: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor, settings: dict
         sched.step()
 
 
+def train(mod: Any, make_net: Callable[[], torch.nn.Module], arrays: Callable[[], tuple],
+          split: Callable[[Any], tuple], settings: dict[str, Any],
+          augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor], script: str,
+          **about: Any) -> tuple[dict[str, torch.Tensor], dict]:
+    """Seed, split ``arrays()`` with ``split(labels)``, build the net, :func:`fit`, :func:`finish`."""
+
+    gen = deterministic(settings["seed"])
+    x, y = arrays()
+    train_idx, test_idx = split(y)
+    xt, yt = torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx])
+    xv, yv = torch.from_numpy(x[test_idx]), torch.from_numpy(y[test_idx])
+    net = make_net()  # after the seeding: the initialisation is part of the reproduced run
+    fit(net, xt, yt, settings, augment, gen)
+    return finish(net, mod, (xt, yt), (xv, yv), settings, script, **about)
+
+
+def finish(net: torch.nn.Module, mod: Any, train: tuple[torch.Tensor, torch.Tensor],
+           heldout: tuple[torch.Tensor, torch.Tensor], settings: dict[str, Any],
+           script: str, **about: Any) -> tuple[dict[str, torch.Tensor], dict]:
+    """Accuracies, the embedding's ``feature_scale`` and the JSON record; ``mod`` is the
+    classifier's module (NAME, FEATURE_DIM, TEST_FRACTION, SPLIT_SEED), ``about`` the record's
+    ``data`` and ``input`` descriptions."""
+
+    (xt, yt), (xv, yv) = train, heldout
+    net.eval()
+    with torch.no_grad():
+        acc = (net(xv).argmax(1) == yv).float().mean().item()
+        train_acc = (net(xt).argmax(1) == yt).float().mean().item()
+        # the embedding's unit: per-unit variance about 1 on the clean training images
+        net.feature_scale.fill_(net.features(xt).var(0).mean().sqrt().item())
+    meta = {
+        "name": mod.NAME,
+        "heldout_accuracy": round(acc, 6),
+        "train_accuracy": round(train_acc, 6),
+        "heldout_size": int(len(yv)),
+        "train_size": int(len(yt)),
+        "split": {"test_fraction": mod.TEST_FRACTION, "seed": mod.SPLIT_SEED, "stratified": True},
+        **about,
+        "feature_dim": mod.FEATURE_DIM,
+        "feature_scale": round(float(net.feature_scale), 6),
+        "settings": settings,
+        "torch": torch.__version__,
+        "script": script,
+    }
+    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    return state, meta
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -50,38 +50,10 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train() -> tuple[dict[str, torch.Tensor], dict]:
-    gen = ct.deterministic(SETTINGS["seed"])
-    x, y = dc.load_digits_arrays()
-    train_idx, test_idx = dc.heldout_split(labels=y)
-    xt, yt = torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx])
-    xv, yv = torch.from_numpy(x[test_idx]), torch.from_numpy(y[test_idx])
-
-    net = dc.DigitsNet()
-    ct.fit(net, xt, yt, SETTINGS, augment, gen)
-
-    net.eval()
-    with torch.no_grad():
-        acc = (net(xv).argmax(1) == yv).float().mean().item()
-        train_acc = (net(xt).argmax(1) == yt).float().mean().item()
-        # the embedding's unit: per-unit variance about 1 on the clean training images
-        net.feature_scale.fill_(net.features(xt).var(0).mean().sqrt().item())
-    meta = {
-        "name": dc.NAME,
-        "heldout_accuracy": round(acc, 6),
-        "train_accuracy": round(train_acc, 6),
-        "heldout_size": int(len(test_idx)),
-        "train_size": int(len(train_idx)),
-        "split": {"test_fraction": dc.TEST_FRACTION, "seed": dc.SPLIT_SEED, "stratified": True},
-        "data": "sklearn.datasets.load_digits (8x8, values 0..16 scaled to [-1, 1])",
-        "input": "[-1, 1], 8x8 (larger images are area-downsampled inside)",
-        "feature_dim": dc.FEATURE_DIM,
-        "feature_scale": round(float(net.feature_scale), 6),
-        "settings": SETTINGS,
-        "torch": torch.__version__,
-        "script": "scripts/train_digits_classifier.py",
-    }
-    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
-    return state, meta
+    return ct.train(dc, dc.DigitsNet, dc.load_digits_arrays, lambda y: dc.heldout_split(labels=y),
+                    SETTINGS, augment, "scripts/train_digits_classifier.py",
+                    data="sklearn.datasets.load_digits (8x8, values 0..16 scaled to [-1, 1])",
+                    input="[-1, 1], 8x8 (larger images are area-downsampled inside)")
 
 
 def main(argv: list[str] | None = None) -> int:

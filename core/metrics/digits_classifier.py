@@ -155,26 +155,31 @@ class DigitsClassifier:
         return self.logits(x).argmax(-1)
 
 
-def read_meta() -> dict:
+def read_meta(path: Path = META) -> dict:
     """The JSON record written beside the weights (accuracy, seed, settings, sha256)."""
 
-    return json.loads(META.read_text())
+    return json.loads(path.read_text())
 
 
-@functools.lru_cache(maxsize=4)
-def _load(device: str) -> DigitsClassifier:
+def load_shipped(net: nn.Module, weights: Path, script: str, device: torch.device | str,
+                 **wrapper: object) -> DigitsClassifier:
+    """A shipped net's weights into ``net``, wrapped; a clear error when the file is missing."""
+
     from safetensors.torch import load_file
 
     from .base import MetricError
 
-    if not WEIGHTS.exists():
-        raise MetricError(f"the digits classifier weights are missing ({WEIGHTS})",
-                          where=str(WEIGHTS),
-                          fix="regenerate them with `python scripts/train_digits_classifier.py` "
-                              "(CPU, under a minute) or reinstall gantk.")
-    net = DigitsNet()
-    net.load_state_dict(load_file(str(WEIGHTS)))
-    return DigitsClassifier(net, device)
+    if not weights.exists():
+        raise MetricError(f"the classifier weights are missing ({weights})", where=str(weights),
+                          fix=f"regenerate them with `python {script}` (CPU, minutes) or "
+                              "reinstall gantk.")
+    net.load_state_dict(load_file(str(weights)))
+    return DigitsClassifier(net, device, **wrapper)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(device: str) -> DigitsClassifier:
+    return load_shipped(DigitsNet(), WEIGHTS, "scripts/train_digits_classifier.py", device)
 
 
 def load_digits_classifier(device: torch.device | str = "cpu") -> DigitsClassifier:

@@ -16,7 +16,6 @@ its own), any square size; resized to 28x28 inside (area averaging down, bilinea
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import digits_classifier as dc
 from .digits_classifier import NUM_CLASSES, DigitsClassifier
 
 NAME = "gantk-mnist-classifier-v1"
@@ -91,23 +91,13 @@ def heldout_split(labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndar
 def read_meta() -> dict:
     """The JSON record written beside the weights (accuracy, seed, settings, sha256)."""
 
-    return json.loads(META.read_text())
+    return dc.read_meta(META)
 
 
 @functools.lru_cache(maxsize=4)
 def _load(device: str) -> DigitsClassifier:
-    from safetensors.torch import load_file
-
-    from .base import MetricError
-
-    if not WEIGHTS.exists():
-        raise MetricError(f"the MNIST classifier weights are missing ({WEIGHTS})",
-                          where=str(WEIGHTS),
-                          fix="regenerate them with `python scripts/train_mnist_classifier.py` "
-                              "(CPU, a few minutes) or reinstall gantk.")
-    net = MnistNet()
-    net.load_state_dict(load_file(str(WEIGHTS)))
-    return DigitsClassifier(net, device, input_size=INPUT_SIZE, feature_dim=FEATURE_DIM, name=NAME)
+    return dc.load_shipped(MnistNet(), WEIGHTS, "scripts/train_mnist_classifier.py", device,
+                           input_size=INPUT_SIZE, feature_dim=FEATURE_DIM, name=NAME)
 
 
 def load_mnist_classifier(device: torch.device | str = "cpu") -> DigitsClassifier:
