@@ -53,7 +53,7 @@ class LocalLauncher:
         if handle.poll() is None:
             handle.terminate()
             try:
-                handle.wait(timeout=10)
+                handle.wait(timeout=30)  # it saves a checkpoint at the next step, then exits
             except subprocess.TimeoutExpired:
                 handle.kill()
 

@@ -3,7 +3,9 @@
 Reads ``RUN_DIR/sweep_job.json`` (written by :func:`gantk.sweeps.write_job`), trains the stack into
 RUN_DIR (resuming from its checkpoints), evaluates it with the sweep's metrics, appends the result
 to ``eval.jsonl`` and writes ``sweep_result.json`` last (atomically), which marks the run finished.
-A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2.
+A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2. SIGTERM (the sweep
+stopping) saves a checkpoint at the next step boundary and exits with status 130, so the next call
+resumes from there.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         from .errors import GantkError
         from .evaluate import record_eval
         from .pipeline import Pipeline
+        from .signals import Interrupted
 
         try:
             pipe = Pipeline.from_spec(job["base"], job["overrides"])
@@ -46,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             tmp.replace(run_dir / RESULT_FILE)
             print(f"finished: {result}")
             return 0
+        except Interrupted as exc:  # stopped by the sweep (SIGTERM): a checkpoint was saved
+            print(f"stopped: {exc.paragraph()}", file=sys.stderr)
+            return exc.exit_code
         except GantkError as exc:
             (run_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc.paragraph()}\n")
             print(f"error: {exc.paragraph()}", file=sys.stderr)
