@@ -46,9 +46,11 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="an option of a --with transform, e.g. advlat_z.steps=50")
     p.add_argument("--metric-set", action="append", metavar="METRIC.KEY=VALUE",
                    help="a metric option, e.g. prdc.nearest_k=3 or modes.min_count=20")
-    p.add_argument("--features", default="auto", choices=["auto", "inception", "digits", "raw"],
-                   help="feature space (auto: Inception when its weights are on disk, else the "
-                        "digits classifier on digits, raw coordinates on points)")
+    p.add_argument("--features", default="auto",
+                   choices=["auto", "inception", "digits", "mnist", "raw"],
+                   help="feature space (auto: Inception when its weights are named, else the "
+                        "digits classifier on digits, the MNIST classifier on mnist5k, "
+                        "stacked_mnist5k and mnist, raw coordinates on points)")
     p.add_argument("--inception", metavar="PATH",
                    help="clean-fid's inception-2015-12-05.pt (or its folder)")
     p.add_argument("--batch-size", type=int, default=500, help="generate and score in batches")
