@@ -127,6 +127,8 @@ def test_stacked_mode_count_collapsed_samplers(single_probs):
     assert 100 <= classifier_mode_metrics(single_probs[half])["modes_covered"] <= 300
 
 
+# an untrained generator's features are nearly constant: their covariance is singular
+@pytest.mark.filterwarnings("ignore:Matrix is singular")
 def test_feature_space_is_the_mnist_classifier_and_named(digits_spec):
     spec = dict(digits_spec, stack="backbone=dcgan + loss=ns + data=stacked_mnist5k",
                 data={"resolution": 32, "size": 64})
