@@ -19,7 +19,7 @@ _LAZY = {
     "LatentTransform": "interfaces", "Loss": "interfaces", "Regularizer": "interfaces",
     "StepContext": "interfaces", "Pipeline": "pipeline", "get_plugin_manager": "plugins",
     "get_registry": "plugins", "temporary_plugin": "plugins", "StackSpec": "spec",
-    "parse_spec": "spec",
+    "parse_spec": "spec", "Sweep": "sweeps", "sweep": "sweeps",
 }
 
 if _typing.TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +29,7 @@ if _typing.TYPE_CHECKING:  # pragma: no cover
     from .pipeline import Pipeline
     from .plugins import get_plugin_manager, get_registry, temporary_plugin
     from .spec import StackSpec, parse_spec
+    from .sweeps import Sweep, sweep
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -54,6 +55,7 @@ __all__ = [
     "Backbone", "BuildContext", "CheckpointError", "Component", "DataError", "DataInfo",
     "Discriminator", "GantkError", "IncompatibleStackError", "LatentTransform", "Loss", "Pipeline",
     "PluginError", "Regularizer", "SpecError", "StackSpec", "StepContext", "TrainingError",
-    "get_plugin_manager", "get_registry", "hookimpl", "parse_spec", "temporary_plugin",
+    "Sweep", "get_plugin_manager", "get_registry", "hookimpl", "parse_spec", "sweep",
+    "temporary_plugin",
     "__version__",
 ]

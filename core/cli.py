@@ -7,6 +7,7 @@
     gantk sample RUN_DIR --n 64 --out grid.png [--with advlat_z] [--with-set advlat_z.steps=50]
     gantk eval RUN_DIR / gantk plot RUN_DIR  see docs/metrics.md
     gantk interpolate RUN_DIR --out grid.png [--pairs 4 --steps 8]   decode codes between real images
+    gantk sweep SWEEP.toml --out DIR [--jobs N]   stacks x options x seeds -> mean +- std (docs/sweeps.md)
 
 Errors are one paragraph naming the place and the fix, exit status 2 (3 for a stopped run);
 ``--debug`` shows the traceback.
@@ -340,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
         cli_eval = None
     if cli_eval is not None:
         cli_eval.add_commands(sub, common)
+    from . import cli_sweep
+
+    cli_sweep.add_command(sub, common)
     return parser
 
 

@@ -38,16 +38,19 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", action="append", metavar="A,B",
                    help="metrics or result keys, comma separated (default: the data's defaults: "
                         "points modes,prdc; digits fid,kid,prdc,jsd,is,modes)")
-    p.add_argument("--n", type=int, default=10_000, help="generated samples (default 10000)")
+    p.add_argument("--n", type=int, default=None,
+                   help="generated samples (default 10000; 26000 for modes on stacked digits)")
     p.add_argument("--with", dest="with_", action="append", metavar="NAME",
                    help="sample through a post-training transform, e.g. --with advlat_z")
     p.add_argument("--with-set", action="append", metavar="NAME.KEY=VALUE",
                    help="an option of a --with transform, e.g. advlat_z.steps=50")
     p.add_argument("--metric-set", action="append", metavar="METRIC.KEY=VALUE",
                    help="a metric option, e.g. prdc.nearest_k=3 or modes.min_count=20")
-    p.add_argument("--features", default="auto", choices=["auto", "inception", "digits", "raw"],
-                   help="feature space (auto: Inception when its weights are on disk, else the "
-                        "digits classifier on digits, raw coordinates on points)")
+    p.add_argument("--features", default="auto",
+                   choices=["auto", "inception", "digits", "mnist", "raw"],
+                   help="feature space (auto: Inception when its weights are named, else the "
+                        "digits classifier on digits, the MNIST classifier on mnist5k, "
+                        "stacked_mnist5k and mnist, raw coordinates on points)")
     p.add_argument("--inception", metavar="PATH",
                    help="clean-fid's inception-2015-12-05.pt (or its folder)")
     p.add_argument("--batch-size", type=int, default=500, help="generate and score in batches")

@@ -30,8 +30,8 @@ import torch
 from .errors import SpecError, suggest
 from .safeio import append_jsonl
 from .metrics.base import FeatureSet, MetricError
-from .metrics.features import (DigitsFeatures, FeatureNet, digits_data, find_inception_weights,
-                               missing_inception_fix, select_feature_net)
+from .metrics.features import (DigitsFeatures, FeatureNet, classifier_family, digits_data,
+                               find_inception_weights, missing_inception_fix, select_feature_net)
 
 BUILTIN_METRICS = ("fid", "kid", "is", "prdc", "jsd", "modes")
 _NOT_SCORES = {"step", "n", "n_real", "time", "timestamp", "it_per_s"}
@@ -110,8 +110,8 @@ def default_metrics(data_info: Any, data_name: str | None = None, *,
     """The metrics that make sense for this data with the nets available here.
 
     Points: ``modes`` (when the data set has mode centres) and ``prdc`` on raw coordinates.
-    Digits: ``fid, kid, prdc, jsd, is, modes`` (Inception features if present, else the shipped
-    classifier). Other images: ``fid, kid, prdc, is`` with Inception, else a MetricError naming the
+    Digits, mnist5k, stacked_mnist5k, mnist: ``fid, kid, prdc, jsd, is, modes`` (Inception
+    features if present, else the shipped classifier that fits the data). Other images: ``fid, kid, prdc, is`` with Inception, else a MetricError naming the
     file to provide."""
 
     if data_info.kind == "points":
@@ -166,13 +166,16 @@ def _assign_nets(needs: set[str], info: Any, data_name: str | None, *, feature_n
                                       "which metric fits which data).")
             nets[key] = main
     if "digit_probs" in needs:
-        if not digits_data(data_name, info):
-            raise MetricError(f"mode counts of images use the digits classifier, which does not "
-                              f"fit {data_name!r} data", where="metrics",
-                              fix="drop 'modes' for this data; it applies to ring, grid and digits.")
+        family = classifier_family(data_name, info)
+        if family is None:
+            raise MetricError(f"mode counts of images use a shipped digit classifier, which does "
+                              f"not fit {data_name!r} data", where="metrics",
+                              fix="drop 'modes' for this data; it applies to ring, grid, digits, "
+                                  "mnist5k and stacked_mnist5k.")
         main = nets.get("embedding") or nets.get("probs")
-        nets["digit_probs"] = main if isinstance(main, DigitsFeatures) else \
-            DigitsFeatures(int(info.shape[0]), device)
+        nets["digit_probs"] = main if (isinstance(main, DigitsFeatures)
+                                       and main.family == family) else \
+            DigitsFeatures(int(info.shape[0]), device, family)
     return nets, note
 
 
@@ -186,19 +189,30 @@ def _real_subset(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return x[torch.randperm(len(x), generator=g)[:n].sort().values]
 
 
-def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int = 10_000,
+#: generated samples scored by default; Stacked MNIST's mode count follows PacGAN/VEEGAN (26,000)
+DEFAULT_N = 10_000
+STACKED_MODES_N = 26_000
+
+
+def default_sample_count(info: Any, data_name: str | None, metrics: Iterable[str]) -> int:
+    """``n`` when none is given: 26,000 for ``modes`` on stacked (3-channel) digit data, the
+    published Stacked MNIST protocol; 10,000 otherwise."""
+
+    stacked = classifier_family(data_name, info) is not None and int(info.shape[0]) == 3
+    return STACKED_MODES_N if stacked and "modes" in set(metrics) else DEFAULT_N
+
+
+def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = None,
              with_: list[Any] | None = None, batch_size: int = 500, *,
              options: dict[str, dict[str, Any]] | None = None, feature_net: str = "auto",
              inception: str | None = None, n_real: int | None = None, seed: int | None = None,
              ) -> dict[str, float | str]:
-    """Generate ``n`` samples in batches and score them with ``metrics`` (default:
-    :func:`default_metrics`). ``options`` gives metric options (``{"prdc": {"nearest_k": 3}}``),
+    """Generate ``n`` samples (default: :func:`default_sample_count`) in batches and score them
+    with ``metrics`` (default: :func:`default_metrics`). ``options`` gives metric options (``{"prdc": {"nearest_k": 3}}``),
     ``feature_net`` forces a space (``auto``/``inception``/``digits``/``raw``), ``inception`` is a
     path to clean-fid's weights file, ``n_real`` caps the real subset (default ``n``), ``seed``
     makes the draw reproducible without touching the caller's RNG stream."""
 
-    if n < 2:
-        raise SpecError(f"cannot evaluate {n} samples", where="n", fix="use n >= 2 (10000 is usual).")
     registry = _registry()
     info = pipeline.data_info
     data_name = getattr(getattr(pipeline, "spec", None), "data", None)
@@ -206,6 +220,10 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int = 10_000,
     names = resolve_metric_names(metrics if metrics else
                                  default_metrics(info, data_name, inception=inception),
                                  registry=registry)
+    if n is None:
+        n = default_sample_count(info, data_name, names)
+    if n < 2:
+        raise SpecError(f"cannot evaluate {n} samples", where="n", fix="use n >= 2 (10000 is usual).")
     options = options or {}
     unknown = set(options) - set(names)
     if unknown:

@@ -61,3 +61,18 @@ def gantk_on_train_end(pipeline: Any, run_dir: Any) -> None:
 @hookspec
 def gantk_on_sample(pipeline: Any, samples: Any) -> None:
     """Called with the tensor returned by ``Pipeline.sample``; return nothing."""
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+@hookspec(firstresult=True)
+def gantk_sweep_launcher(name: str, jobs: int) -> Any:
+    """Return a launcher for a sweep file's ``launcher = NAME`` when ``name`` is yours, else None.
+
+    A launcher (see :mod:`gantk.sweep_launch`) has ``slots`` (runs kept going at once, e.g.
+    ``jobs`` or a queue limit), ``start(run) -> handle`` (submit
+    ``gantk.sweeps.worker_command(run.dir)``, e.g. to a cluster scheduler, without waiting),
+    ``poll(handle) -> int | None`` (exit status once ended) and ``stop(handle)``. The run
+    directory must be reachable from where the job runs (a shared file system). The local process
+    pool (``launcher = "local"``) needs no plugin."""

@@ -443,7 +443,7 @@ class Pipeline:
         writer.write_spec()
         return writer.checkpoint()
 
-    def evaluate(self, metrics: list[str] | None = None, *, n: int = 10_000,
+    def evaluate(self, metrics: list[str] | None = None, *, n: int | None = None,
                  with_: list[Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         """Score samples against the data (see docs/metrics.md)."""
         from .evaluate import evaluate

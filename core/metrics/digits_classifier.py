@@ -98,39 +98,42 @@ def heldout_split(n: int | None = None, labels: np.ndarray | None = None
     return np.sort(train), np.sort(test)
 
 
-def to_input_size(x: Tensor) -> Tensor:
-    """Resize single-channel images (N, 1, H, W) to 8x8: area averaging down, bilinear up."""
+def to_input_size(x: Tensor, size: int = INPUT_SIZE) -> Tensor:
+    """Resize single-channel images (N, 1, H, W) to ``size`` (8): area averaging down, bilinear up."""
 
     h, w = x.shape[-2:]
-    if (h, w) == (INPUT_SIZE, INPUT_SIZE):
+    if (h, w) == (size, size):
         return x
-    if h >= INPUT_SIZE and w >= INPUT_SIZE:
-        return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="area")
-    return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    if h >= size and w >= size:
+        return F.interpolate(x, size=(size, size), mode="area")
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
 # ---------------------------------------------------------------------------- the shipped net
 
 
 class DigitsClassifier:
-    """The shipped net behind an image-in, arrays-out interface (see the module docstring)."""
+    """A shipped net behind an image-in, arrays-out interface (see the module docstring); also
+    wraps the MNIST classifier (:mod:`gantk.metrics.mnist_classifier`) with its own input size,
+    feature width and name. The net needs ``features``, ``head`` and a ``feature_scale`` buffer."""
 
-    name = NAME
-
-    def __init__(self, net: DigitsNet, device: torch.device | str = "cpu") -> None:
+    def __init__(self, net: nn.Module, device: torch.device | str = "cpu", *,
+                 input_size: int = INPUT_SIZE, feature_dim: int = FEATURE_DIM,
+                 name: str = NAME) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
+        self.input_size, self.feature_dim, self.name = input_size, feature_dim, name
 
     def _per_channel(self, x: Tensor) -> tuple[Tensor, int]:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected images (N, 1 or 3, H, W), got shape {tuple(x.shape)}")
         n, c = x.shape[:2]
         flat = x.detach().to(self.device, torch.float32).reshape(n * c, 1, *x.shape[-2:])
-        return to_input_size(flat.clamp(-1, 1)), c
+        return to_input_size(flat.clamp(-1, 1), self.input_size), c
 
     @torch.no_grad()
     def run(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(embedding (N, C*64), logits (N, C, 10))`` for images (N, C, H, W) in [-1, 1]; the
+        """``(embedding (N, C*feature_dim), logits (N, C, 10))`` for images (N, C, H, W) in [-1, 1]; the
         embedding is the penultimate layer divided by ``feature_scale``."""
 
         flat, c = self._per_channel(x)
@@ -138,7 +141,8 @@ class DigitsClassifier:
         logits = self.net.head(h)
         n = x.shape[0]
         emb = h / self.net.feature_scale
-        return emb.reshape(n, c * FEATURE_DIM).cpu(), logits.reshape(n, c, NUM_CLASSES).cpu()
+        return (emb.reshape(n, c * self.feature_dim).cpu(),
+                logits.reshape(n, c, NUM_CLASSES).cpu())
 
     def logits(self, x: Tensor) -> Tensor:
         return self.run(x)[1]
@@ -151,26 +155,31 @@ class DigitsClassifier:
         return self.logits(x).argmax(-1)
 
 
-def read_meta() -> dict:
+def read_meta(path: Path = META) -> dict:
     """The JSON record written beside the weights (accuracy, seed, settings, sha256)."""
 
-    return json.loads(META.read_text())
+    return json.loads(path.read_text())
 
 
-@functools.lru_cache(maxsize=4)
-def _load(device: str) -> DigitsClassifier:
+def load_shipped(net: nn.Module, weights: Path, script: str, device: torch.device | str,
+                 **wrapper: object) -> DigitsClassifier:
+    """A shipped net's weights into ``net``, wrapped; a clear error when the file is missing."""
+
     from safetensors.torch import load_file
 
     from .base import MetricError
 
-    if not WEIGHTS.exists():
-        raise MetricError(f"the digits classifier weights are missing ({WEIGHTS})",
-                          where=str(WEIGHTS),
-                          fix="regenerate them with `python scripts/train_digits_classifier.py` "
-                              "(CPU, under a minute) or reinstall gantk.")
-    net = DigitsNet()
-    net.load_state_dict(load_file(str(WEIGHTS)))
-    return DigitsClassifier(net, device)
+    if not weights.exists():
+        raise MetricError(f"the classifier weights are missing ({weights})", where=str(weights),
+                          fix=f"regenerate them with `python {script}` (CPU, minutes) or "
+                              "reinstall gantk.")
+    net.load_state_dict(load_file(str(weights)))
+    return DigitsClassifier(net, device, **wrapper)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(device: str) -> DigitsClassifier:
+    return load_shipped(DigitsNet(), WEIGHTS, "scripts/train_digits_classifier.py", device)
 
 
 def load_digits_classifier(device: torch.device | str = "cpu") -> DigitsClassifier:

@@ -1,6 +1,6 @@
 """Feature nets: what FID, KID, precision/recall, density/coverage and JSD measure distances in.
 
-Three spaces, never mixed, each named in every result:
+Four spaces, never mixed, each named in every result:
 
 * ``inception-v3 (clean-fid)``: clean-fid's torchscript Inception-v3 (pool3, 2048-d; the
   softmax head for the Inception Score), with clean-fid's "clean" bicubic resize to 299 px. Used
@@ -10,6 +10,9 @@ Three spaces, never mixed, each named in every result:
   that merely exists on disk may decide what gantk runs. gantk never lets clean-fid download.
 * ``gantk-digits-classifier-v1 penultimate (64-d)`` (``(3x64-d)`` for stacked digits): the
   classifier gantk ships (see :mod:`gantk.metrics.digits_classifier`).
+* ``gantk-mnist-classifier-v1 penultimate (64-d)`` (``(3x64-d)`` for stacked MNIST): the MNIST
+  classifier gantk ships for mnist5k, stacked_mnist5k and torchvision's mnist
+  (see :mod:`gantk.metrics.mnist_classifier`).
 * ``raw-2d``: 2-D points as generated (ring, grid), where the data space is already meaningful.
 
 Each net maps a batch of samples (a torch tensor in the data's layout) to a partial
@@ -29,6 +32,7 @@ import torch
 from torch import Tensor
 
 from . import digits_classifier as dc
+from . import mnist_classifier as mc
 from .base import MetricError
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -42,9 +46,17 @@ ENV_INCEPTION_SHA256 = "GANTK_INCEPTION_SHA256"
 INCEPTION_SHA256: str | None = None
 
 
-def digits_space(channels: int) -> str:
-    dims = f"{dc.FEATURE_DIM}-d" if channels == 1 else f"{channels}x{dc.FEATURE_DIM}-d"
-    return f"{dc.NAME} penultimate ({dims})"
+#: the shipped classifiers: feature_net name -> (module, data sets it fits)
+CLASSIFIERS = {
+    "digits": (dc, frozenset({"digits", "stacked_digits", "stacked-digits"})),
+    "mnist": (mc, frozenset({"mnist5k", "stacked_mnist5k", "mnist"})),
+}
+
+
+def digits_space(channels: int, family: str = "digits") -> str:
+    mod = CLASSIFIERS[family][0]
+    dims = f"{mod.FEATURE_DIM}-d" if channels == 1 else f"{channels}x{mod.FEATURE_DIM}-d"
+    return f"{mod.NAME} penultimate ({dims})"
 
 
 # ---------------------------------------------------------------------------- Inception weights
@@ -152,14 +164,17 @@ class RawPoints(FeatureNet):
 
 
 class DigitsFeatures(FeatureNet):
-    """The shipped digits classifier: penultimate features and per-channel probabilities."""
+    """A shipped classifier (``family``: the 8x8 ``digits`` one or the 28 px ``mnist`` one):
+    penultimate features and per-channel probabilities."""
 
     provides = frozenset({"embedding", "probs", "digit_probs"})
 
-    def __init__(self, channels: int, device: Any = "cpu") -> None:
-        self.clf = dc.load_digits_classifier(device)
-        self.space = digits_space(channels)
-        self.probs_space = f"{dc.NAME} softmax" + (" (per channel)" if channels > 1 else "")
+    def __init__(self, channels: int, device: Any = "cpu", family: str = "digits") -> None:
+        self.family = family
+        self.clf = (dc.load_digits_classifier if family == "digits"
+                    else mc.load_mnist_classifier)(device)
+        self.space = digits_space(channels, family)
+        self.probs_space = f"{self.clf.name} softmax" + (" (per channel)" if channels > 1 else "")
 
     def __call__(self, batch: Tensor, wanted: set[str]) -> dict[str, np.ndarray]:
         feats, logits = self.clf.run(batch)
@@ -213,11 +228,19 @@ class InceptionFeatures(FeatureNet):
         return out
 
 
-def digits_data(data_name: str | None, info: Any) -> bool:
-    """Whether the shipped digits classifier is the right net for this data."""
+def classifier_family(data_name: str | None, info: Any) -> str | None:
+    """Which shipped classifier fits this data (``"digits"``, ``"mnist"``), or None."""
 
-    return (data_name or "").lower() in {"digits", "stacked_digits", "stacked-digits"} and \
-        getattr(info, "kind", "image") == "image"
+    if getattr(info, "kind", "image") != "image" or int(info.shape[0]) not in (1, 3):
+        return None
+    name = (data_name or "").lower()
+    return next((fam for fam, (_, names) in CLASSIFIERS.items() if name in names), None)
+
+
+def digits_data(data_name: str | None, info: Any) -> bool:
+    """Whether a shipped classifier (digits or MNIST) is the right net for this data."""
+
+    return classifier_family(data_name, info) is not None
 
 
 def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "auto",
@@ -225,14 +248,15 @@ def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "
                        inception_sha256: str | None = None) -> tuple[FeatureNet, str | None]:
     """The net for FID/KID/PRDC/JSD/IS on this data, and a note when a fallback was taken.
 
-    ``feature_net``: ``"auto"`` (points: raw; images: Inception when its weights are on disk,
-    else the digits classifier on digits data), ``"inception"``, ``"digits"`` or ``"raw"``."""
+    ``feature_net``: ``"auto"`` (points: raw; images: Inception when its weights are named,
+    else the shipped classifier that fits the data: digits on digits, MNIST on mnist5k,
+    stacked_mnist5k and mnist), ``"inception"``, ``"digits"``, ``"mnist"`` or ``"raw"``."""
 
     kind = getattr(info, "kind", "image")
     channels = int(info.shape[0]) if kind == "image" else 0
-    if feature_net not in {"auto", "inception", "digits", "raw"}:
+    if feature_net not in {"auto", "inception", "raw", *CLASSIFIERS}:
         raise MetricError(f"unknown feature net {feature_net!r}", where="feature_net",
-                          fix="use auto, inception, digits or raw.")
+                          fix="use auto, inception, digits, mnist or raw.")
     if kind == "points" and feature_net not in ("auto", "raw"):
         raise MetricError(f"the {feature_net} feature net is for images; this data is 2-D points",
                           where="feature_net", fix="use auto or raw for ring and grid.")
@@ -241,23 +265,25 @@ def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "
             raise MetricError("raw features are for 2-D points, not images", where="feature_net",
                               fix="use auto, inception or digits for image data.")
         return RawPoints(), None
-    if feature_net == "digits":
+    if feature_net in CLASSIFIERS:
         if channels not in (1, 3):
-            raise MetricError(f"the digits classifier takes 1 or 3 channels, the data has "
+            raise MetricError(f"the {feature_net} classifier takes 1 or 3 channels, the data has "
                               f"{channels}", where="feature_net", fix="use inception.")
-        return DigitsFeatures(channels, device), None
+        return DigitsFeatures(channels, device, feature_net), None
     weights = find_inception_weights(inception, sha256=inception_sha256)
     if weights is not None:
         return InceptionFeatures(weights, device), None
     if feature_net == "inception":
         raise MetricError("no Inception weights were named and gantk does not download them",
                           where=f"--inception / ${ENV_INCEPTION}", fix=missing_inception_fix())
-    if digits_data(data_name, info):
+    family = classifier_family(data_name, info)
+    if family is not None:
         note = (f"no Inception weights named (--inception / ${ENV_INCEPTION}); scores "
-                f"use the {digits_space(channels)} feature space instead and are not comparable "
-                "with Inception-based numbers. To use Inception: " + missing_inception_fix())
-        return DigitsFeatures(channels, device), note
+                f"use the {digits_space(channels, family)} feature space instead and are not "
+                "comparable with Inception-based numbers. To use Inception: "
+                + missing_inception_fix())
+        return DigitsFeatures(channels, device, family), note
     raise MetricError(f"no feature net is available for image data {data_name!r}: Inception "
-                      "weights were named and the shipped digits classifier only fits the "
-                      "digits data sets", where=f"--inception / ${ENV_INCEPTION}",
+                      "weights were not named and the shipped classifiers only fit the "
+                      "digits and MNIST data sets", where=f"--inception / ${ENV_INCEPTION}",
                       fix=missing_inception_fix())

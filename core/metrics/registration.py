@@ -20,7 +20,9 @@ def gantk_register(register) -> None:  # noqa: ANN001 - pluggy passes a Registra
         "fid", FID, params=FIDParams,
         title="Frechet Inception Distance",
         summary="Frechet distance of Gaussians fitted to real and generated features (lower is "
-                "better); Inception features when present, else the digits classifier's.",
+                "better); Inception features when present, else the shipped classifier's: "
+                "gantk-digits-classifier-v1 (digits) or gantk-mnist-classifier-v1 (mnist5k, "
+                "stacked_mnist5k, mnist).",
         paper="Heusel et al. 2017, GANs trained by a two time-scale update rule (clean-fid)")
     register.metric(
         "kid", KID, params=KIDParams,
@@ -31,8 +33,9 @@ def gantk_register(register) -> None:  # noqa: ANN001 - pluggy passes a Registra
     register.metric(
         "is", InceptionScore, params=ISParams,
         title="Inception Score",
-        summary="exp E KL(p(y|x) || p(y)) on Inception's softmax, or on the digits classifier's "
-                "when Inception weights are absent (higher is better; named in is_space).",
+        summary="exp E KL(p(y|x) || p(y)) on Inception's softmax, or on the digits or MNIST "
+                "classifier's when Inception weights are absent (higher is better; named in "
+                "is_space).",
         paper="Salimans et al. 2016, Improved techniques for training GANs")
     register.metric(
         "prdc", PRDC, params=PRDCParams,
@@ -51,5 +54,6 @@ def gantk_register(register) -> None:  # noqa: ANN001 - pluggy passes a Registra
         "modes", Modes, params=ModesParams,
         title="Mode coverage",
         summary="Ring/grid: modes covered, high-quality share (within 3 std), KL to uniform; "
-                "stacked digits: modes covered of 1000 and KL to uniform via the digits classifier.",
+                "stacked digits / stacked_mnist5k: modes covered of 1000 and KL to uniform via the "
+                "digits / gantk-mnist-classifier-v1 classifier (26,000 samples by default).",
         paper="Metz et al. 2017; Srivastava et al. 2017 (VEEGAN); Lin et al. 2018 (PacGAN)")

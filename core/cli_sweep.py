@@ -1,0 +1,97 @@
+"""``gantk sweep SWEEP.toml --out DIR [--jobs N]``: run a grid of stacks x options x seeds and
+write DIR/summary.{md,json,csv,png} (see docs/sweeps.md).
+
+``--check`` validates every cell and prints the plan without running anything; ``--summary``
+rewrites the summary files from what DIR holds (after a partial run) without starting runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# a file or pipe gets the whole table (rich would fold it to 80 columns)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+err_console = Console(stderr=True)
+
+
+def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser("sweep", parents=[common],
+                              help="run stacks x options x seeds; summary as mean +- std",
+                              description="Run every cell of a sweep file as a run directory under "
+                                          "DIR (finished runs are skipped, interrupted ones "
+                                          "resumed) and write DIR/summary.md, .json, .csv, .png.")
+    p.add_argument("sweep", help="SWEEP.toml")
+    p.add_argument("--out", required=True, help="sweep directory")
+    p.add_argument("--jobs", type=int, help="runs at once (default: the file's jobs, else 1); "
+                                            "each run gets CPU cores / jobs torch threads")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an override for every cell, after the file's own (repeatable), e.g. "
+                        "--set train.steps=100; part of the runs' stacks, so a changed value "
+                        "needs a new --out")
+    p.add_argument("--check", action="store_true", help="validate and list the runs; run nothing")
+    p.add_argument("--summary", action="store_true",
+                   help="only rewrite the summary files from DIR")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _cell(st: dict[str, Any] | None, baseline: bool) -> str:
+    if st is None:
+        return "n/a"
+    std = "n/a" if math.isnan(st["std"]) else f"{st['std']:.4g}"
+    text = f"{st['mean']:.4g} ± {std}"
+    if not baseline and not math.isnan(st["diff"]):
+        text += f" ({st['diff']:+.3g})"
+    return text
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .errors import SpecError
+    from .sweeps import Sweep
+
+    if args.jobs is not None and args.jobs < 1:
+        raise SpecError(f"--jobs {args.jobs}", where="--jobs", fix="use 1 or more.")
+    from .cli import _manager
+
+    manager = _manager(args)
+    sw = Sweep.from_file(args.sweep)
+    sw.spec.set.extend(args.set or [])
+    runs = sw.runs(args.out)
+    if args.check:
+        sw.validate(manager=manager)
+        finished = sum(r.finished for r in runs)
+        console.print(f"[green]ok[/]: {len(sw.cells())} cell(s) x {len(sw.spec.seeds)} seed(s) = "
+                      f"{len(runs)} run(s), {finished} already finished; baseline {sw.baseline!r}")
+        for name, ov in sw.cells():
+            console.print(f"  {name}: {' '.join(ov) or '(base stack)'}", markup=False)
+        return 0
+    if args.summary:
+        summary = sw.summarize(args.out, manager=manager)
+    else:
+        summary = sw.run(args.out, jobs=args.jobs, manager=manager,
+                         on_event=lambda text: err_console.print(text, markup=False,
+                                                                 highlight=False))
+    table = Table(title=f"{summary.name}: mean ± std over seeds (difference to {summary.baseline})")
+    table.add_column("cell", overflow="fold")
+    table.add_column("n")
+    for k in summary.keys:
+        table.add_column(k, overflow="fold")
+    for c in summary.cells:
+        ns = sorted({st["n"] for st in c.stats.values()}) or [0]
+        table.add_row(c.cell + (" (baseline)" if c.cell == summary.baseline else ""),
+                      "/".join(map(str, ns)),
+                      *(_cell(c.stats.get(k), c.cell == summary.baseline) for k in summary.keys))
+    console.print(table)
+    for k, v in summary.spaces.items():
+        console.print(f"{k}: {v}", markup=False)
+    failed = [(c.cell, s, e) for c in summary.cells for s, e in c.failed.items()]
+    for cell, seed, err in failed:
+        err_console.print(f"failed: {cell} seed {seed}: {err}", markup=False, highlight=False)
+    console.print(f"wrote {args.out}/summary.md, summary.json, summary.csv, summary.png",
+                  markup=False)
+    return 1 if failed else 0

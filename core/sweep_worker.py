@@ -1,0 +1,67 @@
+"""One sweep run in its own process: ``python -m gantk.sweep_worker RUN_DIR``.
+
+Reads ``RUN_DIR/sweep_job.json`` (written by :func:`gantk.sweeps.write_job`), trains the stack into
+RUN_DIR (resuming from its checkpoints), evaluates it with the sweep's metrics, appends the result
+to ``eval.jsonl`` and writes ``sweep_result.json`` last (atomically), which marks the run finished.
+A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2. SIGTERM (the sweep
+stopping) saves a checkpoint at the next step boundary and exits with status 130, so the next call
+resumes from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    run_dir = Path(argv[0])
+    from .sweeps import ERROR_FILE, JOB_FILE, RESULT_FILE
+
+    job = json.loads((run_dir / JOB_FILE).read_text())
+    threads = int(job.get("threads") or 1)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        from .errors import GantkError
+        from .evaluate import record_eval
+        from .pipeline import Pipeline
+        from .signals import Interrupted
+
+        try:
+            pipe = Pipeline.from_spec(job["base"], job["overrides"])
+            pipe.train(out=run_dir, progress=False)
+            ev = job["eval"]
+            result = pipe.evaluate(ev["metrics"] or None, n=ev["n"], with_=ev["with"] or None,
+                                   options=ev["options"] or None, feature_net=ev["feature_net"],
+                                   seed=ev["seed"])
+            record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
+                        source="sweep")
+            result = {**result, "step": pipe.step, "cell": job["cell"], "seed": job["seed"]}
+            tmp = run_dir / (RESULT_FILE + ".tmp")
+            tmp.write_text(json.dumps(result, indent=2, allow_nan=True))
+            tmp.replace(run_dir / RESULT_FILE)
+            print(f"finished: {result}")
+            return 0
+        except Interrupted as exc:  # stopped by the sweep (SIGTERM): a checkpoint was saved
+            print(f"stopped: {exc.paragraph()}", file=sys.stderr)
+            return exc.exit_code
+        except GantkError as exc:
+            (run_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc.paragraph()}\n")
+            print(f"error: {exc.paragraph()}", file=sys.stderr)
+            return 2
+    except Exception as exc:  # a crash in a plugin: report it, keep the sweep going
+        (run_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc} (traceback in "
+                                          f"{run_dir / 'sweep.log'})\n")
+        traceback.print_exc()
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The sweep engine: expansion of the file, validation before anything runs, skip and resume,
+crash isolation, and the mean +- std arithmetic of the summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gantk.sweep_summary import mean_std, summarize
+from gantk.sweeps import ERROR_FILE, RESULT_FILE, Sweep, SweepError
+
+RING = {
+    "stack": "backbone=mlp + loss=ns + data=ring",
+    "backbone": {"hidden": [16, 16]},
+    "data": {"per_mode": 100},
+    "train": {"steps": 6, "batch_size": 32, "log_every": 1, "sample_every": 0, "ckpt_every": 3},
+}
+
+
+def sweep_dict(**kw) -> dict:
+    d = {"name": "t", "stack": RING, "seeds": [0, 1, 2],
+         "axes": {"method": {"plain": [], "msgan": ['stack="backbone=mlp + loss=ns + data=ring '
+                                                    '+ msgan"']},
+                  "train.lr_g": [1e-4, 2e-4]},
+         "eval": {"metrics": ["modes"], "n": 200}}
+    d.update(kw)
+    return d
+
+
+def test_expansion_names_overrides_and_order(tmp_path):
+    sw = Sweep.from_dict(sweep_dict(set=["train.steps=4"]))
+    cells = sw.cells()
+    assert [c for c, _ in cells] == ["method=plain,train.lr_g=0.0001",
+                                     "method=plain,train.lr_g=0.0002",
+                                     "method=msgan,train.lr_g=0.0001",
+                                     "method=msgan,train.lr_g=0.0002"]
+    assert cells[2][1] == ["train.steps=4", 'stack="backbone=mlp + loss=ns + data=ring + msgan"',
+                           "train.lr_g=0.0001"]
+    assert sw.baseline == cells[0][0]  # the first cell unless named
+    runs = sw.runs(tmp_path)
+    assert len(runs) == 12
+    assert [r.seed for r in runs[:4]] == [0, 0, 0, 0]  # every cell's first seed first
+    assert runs[5].dir == tmp_path / "method=plain__train.lr_g=0.0002" / "seed_1"
+    assert runs[5].overrides[-1] == "seed=1"
+
+
+def test_base_stack_file_relative_to_the_sweep_file(tmp_path):
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "ring.toml").write_text('stack = "backbone=mlp + loss=ns + data=ring"\n')
+    (tmp_path / "s.toml").write_text('base = "stacks/ring.toml"\nseeds = [4]\n')
+    sw = Sweep.from_file(tmp_path / "s.toml")
+    assert sw.base["stack"].startswith("backbone=mlp") and sw.cells() == [("base", [])]
+
+
+@pytest.mark.parametrize("change, where", [
+    ({"baseline": "method=plan,train.lr_g=0.0001"}, "did you mean"),
+    ({"axes": {"method": []}}, "no values"),
+    ({"seeds": []}, "seeds"),
+    ({"base": "x.toml"}, "once"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_bad_sweep_files_are_refused(change, where):
+    with pytest.raises(SweepError) as exc:
+        Sweep.from_dict(sweep_dict(**change))
+    assert where in exc.value.paragraph()
+
+
+def test_validation_names_every_bad_cell_before_anything_runs(tmp_path):
+    sw = Sweep.from_dict(sweep_dict(axes={"train.lr": [1e-4, 2e-4]}))
+    with pytest.raises(SweepError) as exc:
+        sw.run(tmp_path / "out")
+    text = exc.value.paragraph()
+    assert "train.lr=0.0001" in text and "train.lr=0.0002" in text and "lr_g" in text
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SweepError, match="unknown metric"):
+        Sweep.from_dict(sweep_dict(eval={"metrics": ["fidd"]})).validate()
+
+
+def test_mean_std_arithmetic_on_a_fake_metric():
+    cells = [("a", []), ("b", []), ("c", [])]
+    results = [{"cell": "a", "seed": s, "result": {"score": v, "n": 10, "feature_space": "raw"}}
+               for s, v in zip([0, 1, 2], [1.0, 2.0, 4.0])]
+    results += [{"cell": "b", "seed": s, "result": {"score": v}} for s, v in [(0, 5.0), (2, 7.0)]]
+    results += [{"cell": "b", "seed": 1, "error": "TrainingError: diverged"}]
+    s = summarize("t", cells, [0, 1, 2], "a", results, directions={"score": "min"})
+    a, b, c = s.cells
+    assert s.keys == ["score"] and s.spaces == {"feature_space": "raw"}
+    assert a.stats["score"]["mean"] == pytest.approx(7 / 3)
+    assert a.stats["score"]["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
+    assert a.stats["score"]["n"] == 3 and a.stats["score"]["diff"] == 0
+    assert b.stats["score"]["mean"] == 6.0 and b.stats["score"]["n"] == 2
+    assert b.stats["score"]["std"] == pytest.approx(math.sqrt(2))
+    assert b.stats["score"]["diff"] == pytest.approx(6 - 7 / 3)
+    assert b.failed == {1: "TrainingError: diverged"} and b.pending == []
+    assert c.stats == {} and c.pending == [0, 1, 2]
+    m, sd = mean_std([3.0])
+    assert m == 3.0 and math.isnan(sd)  # one seed: no spread, never a made-up 0
+
+
+class FakeLauncher:
+    """Runs nothing: writes a fake metric for each run it is handed (or fails the ones named)."""
+
+    slots = 2
+
+    def __init__(self, fail: set[tuple[str, int]] = frozenset()) -> None:
+        self.started: list[tuple[str, int]] = []
+        self.fail = fail
+
+    def start(self, run):
+        self.started.append((run.cell, run.seed))
+        if (run.cell, run.seed) in self.fail:
+            (run.dir / ERROR_FILE).write_text("TrainingError: boom\n")
+            return 2
+        value = 10.0 * ("msgan" in run.cell) + run.seed
+        (run.dir / RESULT_FILE).write_text(json.dumps({"modes_covered": value, "n": 200}))
+        return 0
+
+    def poll(self, handle):
+        return handle
+
+    def stop(self, handle):  # pragma: no cover - nothing runs
+        pass
+
+
+def test_run_skips_finished_runs_and_isolates_failures(tmp_path):
+    sw = Sweep.from_dict(sweep_dict(axes={"method": {"plain": [], "msgan": [
+        'stack="backbone=mlp + loss=ns + data=ring + msgan"']}}))
+    first = FakeLauncher(fail={("method=msgan", 1)})
+    s = sw.run(tmp_path, launcher=first, validate=False)
+    assert len(first.started) == 6
+    assert s.row("method=msgan").failed == {1: "TrainingError: boom"}
+    st = s.row("method=msgan").stats["modes_covered"]
+    assert st["n"] == 2 and st["mean"] == 11.0 and st["diff"] == pytest.approx(10.0)
+    for name in ("summary.md", "summary.json", "summary.csv", "summary.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "**method=plain** (baseline)" in md and "boom" in md
+    # run again: only the failed run is started
+    second = FakeLauncher()
+    s = sw.run(tmp_path, launcher=second, validate=False)
+    assert second.started == [("method=msgan", 1)]
+    assert s.row("method=msgan").stats["modes_covered"]["n"] == 3
+    assert s.row("method=msgan").failed == {}
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["baseline"] == "method=plain" and data["cells"][1]["metrics"]["modes_covered"][
+        "values"] == [10.0, 11.0, 12.0]
+
+
+def test_worker_resumes_an_interrupted_run(tmp_path):
+    """A run stopped at step 3 of 6 (its checkpoint on disk) continues from there."""
+    from gantk import Pipeline
+    from gantk.sweep_worker import main as worker
+    from gantk.sweeps import write_job
+
+    sw = Sweep.from_dict(sweep_dict(axes={}, seeds=[0]))
+    run = sw.runs(tmp_path)[0]
+    Pipeline.from_spec(sw.base, run.overrides).train(steps=3, out=run.dir, progress=False)
+    write_job(run, sw.base, sw.spec.eval, threads=1)
+    assert worker([str(run.dir)]) == 0
+    result = json.loads((run.dir / RESULT_FILE).read_text())
+    assert result["step"] == 6 and result["modes_total"] == 8.0 and result["n"] == 200
+    steps = [json.loads(ln)["step"] for ln in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]  # no step trained twice
+    rows = [json.loads(ln) for ln in (run.dir / "eval.jsonl").read_text().splitlines()]
+    assert rows[-1]["source"] == "sweep"  # `gantk plot` sees the sweep's evaluation
+
+
+def test_worker_reports_a_failing_run(tmp_path):
+    from gantk.sweep_worker import main as worker
+    from gantk.sweeps import write_job
+
+    sw = Sweep.from_dict(sweep_dict(axes={}, seeds=[0], set=["train.steps=2"]))
+    run = sw.runs(tmp_path)[0]
+    run.dir.mkdir(parents=True)
+    write_job(run, {**sw.base, "stack": "backbone=mlp + loss=ns + data=nosuchdata"},
+              sw.spec.eval, threads=1)
+    assert worker([str(run.dir)]) == 2
+    assert "nosuchdata" in (run.dir / ERROR_FILE).read_text()
+    assert not run.finished
+
+
+@pytest.mark.slow
+def test_cli_sweep_runs_cells_in_processes_and_finishes_only_what_is_left(tmp_path, cli):
+    """Two stacks x one seed through `gantk sweep` with the local process pool; then one run's
+    result is removed (as if killed before it finished) and only that run is redone."""
+
+    path = tmp_path / "s.toml"
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(sweep_dict(seeds=[0], axes={"method": sweep_dict()["axes"][
+        "method"]})))
+    code, out, err = cli("sweep", path, "--out", tmp_path / "out", "--jobs", "2")
+    assert code == 0, err
+    assert "2/2 done" in err and "modes_covered" in out
+    runs = Sweep.from_file(path).runs(tmp_path / "out")
+    assert all(r.finished for r in runs)
+    first = (runs[0].dir / RESULT_FILE).read_text()
+    (runs[1].dir / RESULT_FILE).unlink()
+    code, out, err = cli("sweep", path, "--out", tmp_path / "out", "--jobs", "2")
+    assert code == 0, err
+    assert "1 run(s) already finished, skipped" in err and "started method=msgan" in err
+    assert "started method=plain" not in err
+    assert (runs[0].dir / RESULT_FILE).read_text() == first
+    assert Path(tmp_path / "out" / "summary.csv").read_text().count("modes_covered") == 2
