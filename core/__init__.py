@@ -15,7 +15,7 @@ from .errors import (CheckpointError, DataError, GantkError, IncompatibleStackEr
 # wait for (or interrupt) the torch import with a traceback.
 _LAZY = {
     "hookimpl": "hookspecs", "Backbone": "interfaces", "BuildContext": "interfaces",
-    "Component": "interfaces", "DataInfo": "interfaces", "Discriminator": "interfaces",
+    "Component": "interfaces", "DataInfo": "interfaces", "DInputTransform": "interfaces", "Discriminator": "interfaces",
     "LatentTransform": "interfaces", "Loss": "interfaces", "Regularizer": "interfaces",
     "StepContext": "interfaces", "Pipeline": "pipeline", "get_plugin_manager": "plugins",
     "get_registry": "plugins", "temporary_plugin": "plugins", "StackSpec": "spec",
@@ -24,8 +24,8 @@ _LAZY = {
 
 if _typing.TYPE_CHECKING:  # pragma: no cover
     from .hookspecs import hookimpl
-    from .interfaces import (Backbone, BuildContext, Component, DataInfo, Discriminator,
-                             LatentTransform, Loss, Regularizer, StepContext)
+    from .interfaces import (Backbone, BuildContext, Component, DataInfo, DInputTransform,
+                             Discriminator, LatentTransform, Loss, Regularizer, StepContext)
     from .pipeline import Pipeline
     from .plugins import get_plugin_manager, get_registry, temporary_plugin
     from .spec import StackSpec, parse_spec
@@ -53,6 +53,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare
 
 __all__ = [
     "Backbone", "BuildContext", "CheckpointError", "Component", "DataError", "DataInfo",
+    "DInputTransform",
     "Discriminator", "GantkError", "IncompatibleStackError", "LatentTransform", "Loss", "Pipeline",
     "PluginError", "Regularizer", "SpecError", "StackSpec", "StepContext", "TrainingError",
     "Sweep", "get_plugin_manager", "get_registry", "hookimpl", "parse_spec", "sweep",

@@ -207,6 +207,19 @@ class LatentTransform(Component):
         raise NotImplementedError
 
 
+class DInputTransform(Component):
+    """``x -> x'`` applied to every image the discriminator sees in a training step, reals and
+    fakes alike, before ``D.features`` (differentiable augmentation such as DiffAugment).
+
+    ``forward(x, ctx, real=...)`` must be differentiable in ``x`` (G's gradient flows through it on
+    fakes). ``real`` says which side the batch is; a transform of the data alone (x-flip) acts only
+    when it is True. Never active at sampling time: samples are G's output as is.
+    """
+
+    def forward(self, x: Tensor, ctx: StepContext, *, real: bool) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
 class Regularizer(Component):
     """Extra loss terms, possibly with small networks of its own (heads, code discriminators)."""
 
@@ -242,6 +255,7 @@ class StepContext:
     generator: nn.Module | None = None  # the G used in this phase (the EMA copy at sampling)
     cache: dict[str, Any] = field(default_factory=dict)
     z_in: Tensor | None = None
+    d_transforms: tuple[DInputTransform, ...] = ()  # applied to reals and fakes before D
     _fake: Tensor | None = None
     _grad_fake: bool = True
 
@@ -268,6 +282,12 @@ class StepContext:
         return self._fake
 
     # -- discriminator side (each computed at most once per phase)
+    def d_input(self, x: Tensor, *, real: bool) -> Tensor:
+        """``x`` as D sees it: through the stack's D-input transforms (identity without any)."""
+        for t in self.d_transforms:
+            x = t(x, self, real=real)
+        return x
+
     def _memo(self, key: str, fn: Callable[[], Tensor]) -> Tensor:
         if key not in self.cache:
             self.cache[key] = fn()
@@ -275,11 +295,13 @@ class StepContext:
 
     @property
     def real_features(self) -> Tensor:
-        return self._memo("real_features", lambda: self.D.features(self.real, self.real_y))
+        return self._memo("real_features", lambda: self.D.features(self.d_input(self.real, real=True),
+                                                                    self.real_y))
 
     @property
     def fake_features(self) -> Tensor:
-        return self._memo("fake_features", lambda: self.D.features(self.fake, self.y))
+        return self._memo("fake_features", lambda: self.D.features(self.d_input(self.fake, real=False),
+                                                                    self.y))
 
     @property
     def real_logits(self) -> Tensor:

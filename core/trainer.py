@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .checkpoint import NONFINITE_FIX
 from .errors import TrainingError
-from .interfaces import Component, LatentTransform, Regularizer, StepContext
+from .interfaces import Component, DInputTransform, LatentTransform, Regularizer, StepContext
 from .precision import Precision
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +73,7 @@ class Trainer:
         bb = pipe.backbone
         self.transforms = [c for c in pipe.components if isinstance(c, LatentTransform)]
         self.regularizers = [c for c in pipe.components if isinstance(c, Regularizer)]
+        self.d_transforms = tuple(c for c in pipe.components if isinstance(c, DInputTransform))
         over = bb.optimizer_overrides()
         g_items = list(bb.g_param_groups(train.lr_g))
         for c in pipe.components:
@@ -123,7 +124,7 @@ class Trainer:
         n = len(real) if real is not None else self.pipe.spec.train.batch_size
         z = self.world.draw(lambda m: bb.sample_latent(m, device=self.pipe.device), self._global(n))
         return StepContext(phase=phase, backbone=bb, loss=self.pipe.loss, step=step, z=z, y=y,
-                           real=real, real_y=real_y)
+                           real=real, real_y=real_y, d_transforms=self.d_transforms)
 
     def _terms(self, comps: Iterable[Component], method: str, ctx: StepContext) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 import gantk.metrics.prdc as prdc_module
 from gantk.metrics import digits_classifier as dc
+from gantk.metrics.base import MetricError
 from gantk.metrics.fid import fid, frechet_distance, inception_score, kid
 from gantk.metrics.jsd import jensen_shannon, jsd_kmeans
 from gantk.metrics.modes import class_modes, classifier_mode_metrics, mode_metrics
@@ -42,6 +43,57 @@ def test_frechet_distance_matches_closed_form_on_population_statistics():
     q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))
     rotated = frechet_distance(q @ mu1, q @ np.diag(v1) @ q.T, q @ mu2, q @ np.diag(v2) @ q.T)
     assert rotated == pytest.approx(7.25, abs=1e-8)
+
+
+def _clean_fid_value(mu1, s1, mu2, s2):
+    """clean-fid 0.1.35's own frechet_distance (it passes sqrtm(disp=False), deprecated in SciPy
+    1.17 and removed in 1.18; where it no longer runs, the reference is unavailable)."""
+    import contextlib
+    import io
+    import warnings
+
+    from cleanfid import fid as cfid
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return float(cfid.frechet_distance(mu1, s1, mu2, s2))
+        except TypeError as exc:  # SciPy >= 1.18: sqrtm() got an unexpected keyword 'disp'
+            pytest.skip(f"clean-fid's frechet_distance does not run with this SciPy: {exc}")
+
+
+@pytest.mark.parametrize("case", ["full_rank", "rank_deficient", "shifted"])
+def test_frechet_distance_equals_clean_fids_value_on_known_features(case):
+    rng = np.random.default_rng(7)
+    d = 16
+    a = rng.normal(size=(400, d)) @ rng.normal(size=(d, d))  # correlated, non-commuting covariances
+    b = rng.standard_t(5, size=(300, d)) @ rng.normal(size=(d, d)) + 0.3
+    if case == "rank_deficient":  # fewer samples than dimensions: singular covariances
+        a, b = a[:10], b[:12]
+    if case == "shifted":
+        b = b * 3 - 2
+    mu1, s1 = np.mean(a, 0), np.cov(a, rowvar=False)
+    mu2, s2 = np.mean(b, 0), np.cov(b, rowvar=False)
+    ours = frechet_distance(mu1, s1, mu2, s2)
+    assert ours == pytest.approx(_clean_fid_value(mu1, s1, mu2, s2), rel=1e-6, abs=1e-6)
+    assert fid(a, b) == pytest.approx(ours, rel=1e-12)
+
+
+def test_fid_does_not_need_scipys_sqrtm(monkeypatch):
+    """SciPy 1.18 removed sqrtm's ``disp``: FID must not depend on sqrtm at all."""
+    import scipy.linalg
+
+    def removed(*args, **kwargs):
+        raise TypeError("sqrtm() got an unexpected keyword argument 'disp'")
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", removed)
+    x = np.random.default_rng(0).normal(size=(200, 4))
+    assert fid(x, x + 1.0) == pytest.approx(4.0, abs=1e-9)  # a shift by 1 in each of 4 dims
+
+
+def test_frechet_distance_refuses_mismatched_statistics():
+    with pytest.raises(MetricError, match="mismatched"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
 
 
 def test_fid_between_gaussian_samples_approaches_the_closed_form():

@@ -1,10 +1,11 @@
-"""FID and KID (through clean-fid's own functions) and the Inception Score.
+"""FID, KID (clean-fid's kernel distance) and the Inception Score.
 
 FID (Heusel et al. 2017) fits a Gaussian to each feature set and takes the Frechet distance
-between them; KID (Binkowski et al. 2018) is the unbiased MMD^2 with the cubic polynomial kernel,
-averaged over random subsets. Both call ``cleanfid.fid`` so the arithmetic is clean-fid's, whatever
-the feature space; only the seeding of KID's subset draw is added (clean-fid draws from numpy's
-global RNG, which gantk saves and restores so a score is reproducible and the caller's stream is
+between them, computed here by symmetric eigendecompositions and tested equal to clean-fid's value
+(clean-fid's own ``frechet_distance`` calls ``scipy.linalg.sqrtm(disp=False)``, which SciPy 1.18
+removed). KID (Binkowski et al. 2018) is the unbiased MMD^2 with the cubic polynomial kernel,
+averaged over random subsets, by ``cleanfid.fid.kernel_distance``; only the seeding of its subset
+draw is added (clean-fid draws from numpy's global RNG, which gantk saves and restores so a score is reproducible and the caller's stream is
 untouched). The Inception Score (Salimans et al. 2016) is ``exp E_x KL(p(y|x) || p(y))`` over
 splits; clean-fid does not provide it.
 """
@@ -12,8 +13,6 @@ splits; clean-fid does not provide it.
 from __future__ import annotations
 
 import contextlib
-import io
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,16 +31,35 @@ def gaussian_stats(feats: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(f, axis=0), np.cov(f, rowvar=False)
 
 
+def trace_sqrt_product(sigma1: Any, sigma2: Any) -> float:
+    """``Tr((S1 S2)^1/2)`` for covariance matrices (symmetric positive semi-definite).
+
+    ``S1 S2`` is similar to the symmetric ``A = S1^1/2 S2 S1^1/2`` (``S1^1/2 (S1 S2) S1^-1/2``),
+    so the eigenvalues of ``(S1 S2)^1/2`` are the square roots of ``A``'s, all real and >= 0. Two
+    symmetric eigendecompositions (``numpy.linalg.eigh``) give the trace exactly, without the
+    general matrix square root (``scipy.linalg.sqrtm``) or its ``disp`` argument, which SciPy
+    1.18 removed and clean-fid 0.1.35 still passes. Round-off below zero is clipped."""
+
+    s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    vals, vecs = np.linalg.eigh((s1 + s1.T) / 2)
+    root1 = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    inner = root1 @ s2 @ root1
+    eig = np.linalg.eigvalsh((inner + inner.T) / 2)
+    return float(np.sum(np.sqrt(np.clip(eig, 0, None))))
+
+
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
-    """``||mu1-mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)`` (clean-fid's stable implementation)."""
+    """``||mu1-mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^1/2)``: the same quantity clean-fid's
+    ``frechet_distance`` computes (tested equal to it), by :func:`trace_sqrt_product`."""
 
-    from cleanfid import fid as cfid  # here, not at import: it pulls in torchvision (start-up)
-
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        # its "singular product" notice, and SciPy's deprecation of the sqrtm(disp=) it passes
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return float(cfid.frechet_distance(np.asarray(mu1, np.float64), np.asarray(sigma1, np.float64),
-                                           np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)))
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
+        raise MetricError(f"mismatched Gaussian statistics: means {mu1.shape} and {mu2.shape}, "
+                          f"covariances {s1.shape} and {s2.shape}", where="metric fid",
+                          fix="compare features from the same feature net.")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt_product(s1, s2))
 
 
 def fid(real_feats: Any, fake_feats: Any) -> float:
