@@ -5,9 +5,11 @@
     gantk check STACK.toml [--set k=v]       validate and print the resolved stack
     gantk train STACK.toml --out RUN_DIR     train (resumes when RUN_DIR has checkpoints)
     gantk sample RUN_DIR --n 64 --out grid.png [--with advlat_z] [--with-set advlat_z.steps=50]
+                 [--truncation 0.7] [--class K] [--seeds 0-63 --outdir DIR]
     gantk eval RUN_DIR / gantk plot RUN_DIR  see docs/metrics.md
     gantk interpolate RUN_DIR --out grid.png [--pairs 4 --steps 8]   decode codes between real images
     gantk sweep SWEEP.toml --out DIR [--jobs N]   stacks x options x seeds -> mean +- std (docs/sweeps.md)
+    gantk interpolate RUN_DIR --seeds 1,2,3 --steps 8 --out walk.gif  [--mode slerp] [--space w]
 
 Errors are one paragraph naming the place and the fix, exit status 2 (3 for a stopped run);
 ``--debug`` shows the traceback.
@@ -197,31 +199,18 @@ def _parse_with(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
+    from .cli_sample import sample_command
     from .pipeline import Pipeline
-    from .viz import save_tensor_file
 
     check_count(args.n, "--n", 1_000_000)
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=_manager(args))
-    out = Path(args.out)
-    if out.suffix not in (".png", ".npz", ".pt"):
-        raise SpecError(f"unknown output type {out.suffix!r}", where="--out",
-                        fix="end the file name in .png (grid or scatter), .npz or .pt.")
-    torch.manual_seed(args.seed)
-    x, z, y = pipe.sample(args.n, with_=_parse_with(args), return_latents=True)
-    if out.suffix == ".png":
-        pipe.save_picture(x, out, title=f"{pipe.spec.shorthand} step {pipe.step}"
-                          + (f" with {', '.join(args.with_)}" if args.with_ else ""))
-    else:
-        save_tensor_file(x, out, y=y, z=z)
-    console.print(f"wrote {args.n} samples (step {pipe.step}) to {out}")
-    return 0
+    return sample_command(args, pipe, _parse_with(args), console)
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     """Rows of x_a, decoded interpolants, x_b (ACL Fig. 10) from any stack with a component that
-    can encode real images (it exposes ``interpolate(pipeline, x_a, x_b, steps, y=None)``)."""
+    can encode real images (it exposes ``interpolate(pipeline, x_a, x_b, steps, y=None)``); with
+    ``--seeds``, a walk between generated images for any generator (gantk.cli_sample)."""
     import torch
 
     from .pipeline import Pipeline
@@ -230,6 +219,10 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     check_count(args.pairs, "--pairs", 1000)
     check_count(args.steps, "--steps", 1000)
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=_manager(args))
+    if args.seeds:
+        from .cli_sample import interpolate_command
+
+        return interpolate_command(args, pipe, console)
     comp = next((c for c in pipe.components if callable(getattr(c, "interpolate", None))), None)
     if comp is None:
         raise SpecError(f"no component of {pipe.spec.shorthand!r} can encode real images",
@@ -278,6 +271,8 @@ def _plugin_opts(args: argparse.Namespace) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import cli_sample
+
     common = _global_flags(top=False)
     stack = argparse.ArgumentParser(add_help=False)
     stack.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -314,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", parents=[common], help="sample from a trained run")
     p.add_argument("run", help="RUN_DIR or a checkpoint file")
     p.add_argument("--n", type=int, default=64)
-    p.add_argument("--out", required=True, help="grid.png, samples.npz or samples.pt")
+    p.add_argument("--out", help="grid.png, samples.npz or samples.pt")
     p.add_argument("--with", dest="with_", action="append", metavar="NAME",
                    help="add a post-training transform, e.g. --with advlat_z (repeatable)")
     p.add_argument("--with-set", action="append", metavar="NAME.KEY=VALUE",
@@ -322,17 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, help="use the checkpoint of this step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, ...")
+    cli_sample.add_sample_arguments(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("interpolate", parents=[common],
                        help="decode codes interpolated between pairs of real images")
     p.add_argument("run", help="RUN_DIR or a checkpoint file")
-    p.add_argument("--out", required=True, help="grid.png: one row per pair, real images at both ends")
+    p.add_argument("--out", required=True, help="grid.png: one row per pair, real images (or seeds) "
+                   "at both ends; with --seeds also walk.gif or walk.mp4")
     p.add_argument("--pairs", type=int, default=4, help="rows (pairs of real images)")
     p.add_argument("--steps", type=int, default=8, help="decoded images per row, t = 0 .. 1")
     p.add_argument("--step", type=int, help="use the checkpoint of this step")
     p.add_argument("--seed", type=int, default=0, help="which real images are paired")
     p.add_argument("--device", help="cpu, cuda, ...")
+    cli_sample.add_interpolate_arguments(p)
     p.set_defaults(func=cmd_interpolate)
 
     try:

@@ -115,6 +115,32 @@ class Backbone(nn.Module):
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.generator(z, y)
 
+    #: how sampling-time truncation works on this backbone: ``"latent"`` truncates the prior draw
+    #: (BigGAN's truncation trick, :mod:`gantk.sampling`), ``"mapping"`` is the backbone's own form
+    #: (``generate_truncated``, e.g. StyleGAN2's lerp towards ``w_avg``), ``None`` refuses it
+    truncation: str | None = "latent"
+
+    def generate_truncated(self, generator: nn.Module, z: Tensor, y: Tensor | None,
+                           psi: float) -> Tensor:
+        """``generator`` (this backbone's G or its EMA copy) with the backbone's own truncation
+        ``psi`` (only for ``truncation = "mapping"``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no truncation of its own")
+
+    def to_w(self, generator: nn.Module, z: Tensor, y: Tensor | None = None, *,
+             psi: float | None = None) -> Tensor:
+        """An intermediate latent space to interpolate in (StyleGAN2's W): ``z -> w``, truncated
+        with ``psi`` (None: the backbone's configured default). Backbones
+        without one raise NotImplementedError (``has_w_space`` is False)."""
+        raise NotImplementedError(f"{type(self).__name__} has no intermediate latent space")
+
+    def from_w(self, generator: nn.Module, w: Tensor) -> Tensor:
+        """Images from ``to_w``'s latents."""
+        raise NotImplementedError(f"{type(self).__name__} has no intermediate latent space")
+
+    @property
+    def has_w_space(self) -> bool:
+        return type(self).to_w is not Backbone.to_w
+
     def make_encoder(self, out_dim: int, **kwargs: Any) -> nn.Module:
         """A D-family network ``x -> R^out_dim`` (for reversers and ACL's encoder)."""
 

@@ -383,40 +383,75 @@ class Pipeline:
 
     def sample_batches(self, n: int, *, batch_size: int = 500, with_: list[Any] | None = None,
                        y: Tensor | None = None, return_latents: bool = False, split: bool = False,
+                       truncation: float | None = None, seeds: list[int] | None = None,
                        ) -> Iterator[Tensor | tuple[Tensor, Tensor, Tensor | None]]:
         """Generate ``n`` samples in batches (bounded memory); uses the EMA G when there is one.
 
         ``split`` (under torchrun): every rank draws the same latents, keeps its share of each
-        batch (``distributed.share_sizes``) and generates only that."""
+        batch (``distributed.share_sizes``) and generates only that. ``truncation`` and ``seeds``
+        follow :mod:`gantk.sampling`: with ``seeds`` each image is drawn alone from its seed
+        (``n`` is ``len(seeds)``, one image per batch)."""
+        from . import sampling
+
+        psi = sampling.check_truncation(self.backbone, truncation)
         transforms = [c for c in self.components + self._extra_components(with_)
                       if isinstance(c, LatentTransform)]
         G = self.ema if self.ema is not None else self.backbone.generator
+        if seeds is not None:
+            n, batch_size = len(seeds), 1
         done = 0
         with self._eval_mode():
             while done < n:
                 b = min(batch_size, n - done)
-                z = self.backbone.sample_latent(b, device=self.device)
-                yb = None
-                if self.backbone.num_classes:
-                    yb = (y[done:done + b].to(self.device) if y is not None else
-                          torch.randint(self.backbone.num_classes, (b,), device=self.device))
-                if split:
-                    part = self.world.share(b)
-                    z, yb = z[part], (yb[part] if yb is not None else None)
-                ctx = StepContext(phase="sample", backbone=self.backbone, loss=self.loss,
-                                  step=self.step, z=z, y=yb, generator=G)
-                with torch.no_grad():
-                    z_in = apply_transforms(transforms, z, ctx)
-                    x = G(z_in, yb)
+                with (sampling.seeded(seeds[done], self.device) if seeds is not None
+                      else contextlib.nullcontext()):
+                    out = self._sample_one_batch(G, transforms, b, None if y is None else
+                                                 y[done:done + b], psi, split=split)
                 done += b
-                yield (x, z_in, yb) if return_latents else x
+                yield out if return_latents else out[0]
+
+    def _sample_one_batch(self, G: torch.nn.Module, transforms: list[LatentTransform], b: int,
+                          y: Tensor | None, psi: float | None, *, split: bool = False,
+                          ) -> tuple[Tensor, Tensor, Tensor | None]:
+        bb = self.backbone
+        z = bb.sample_latent(b, device=self.device)
+        if psi is not None and bb.truncation == "latent":
+            from .sampling import truncate_prior
+
+            z = truncate_prior(z, bb.prior, psi)
+        yb = None
+        if bb.num_classes:
+            yb = (y.to(self.device) if y is not None else
+                  torch.randint(bb.num_classes, (b,), device=self.device))
+        if split:
+            part = self.world.share(b)
+            z, yb = z[part], (yb[part] if yb is not None else None)
+        ctx = StepContext(phase="sample", backbone=bb, loss=self.loss, step=self.step, z=z, y=yb,
+                          generator=G)
+        with torch.no_grad():
+            z_in = apply_transforms(transforms, z, ctx)
+            if psi is not None and bb.truncation == "mapping":
+                x = bb.generate_truncated(G, z_in, yb, psi)
+            else:
+                x = G(z_in, yb)
+        return x, z_in, yb
 
     def sample(self, n: int = 64, *, with_: list[Any] | None = None, y: Tensor | None = None,
-               batch_size: int = 500, return_latents: bool = False):
+               batch_size: int = 500, return_latents: bool = False,
+               truncation: float | None = None, seeds: list[int] | str | None = None):
         """``n`` samples (on CPU). ``with_`` adds post-training transforms, e.g. ``["advlat_z"]``
-        or ``[{"name": "advlat_z", "steps": 50}]``."""
+        or ``[{"name": "advlat_z", "steps": 50}]``. ``truncation`` (psi) narrows the latents (see
+        :mod:`gantk.sampling`: StyleGAN2's ``w_avg`` lerp, the truncated prior elsewhere; 1 or
+        None: off). ``seeds`` (a list or ``"0-63"``) draws one image per seed, the same image for
+        the same seed in any list or run; ``n`` is then ignored."""
+        if seeds is not None:
+            from .sampling import parse_seeds
+
+            seeds = parse_seeds(seeds, where="seeds")
+            n = len(seeds)
         parts = list(self.sample_batches(n, batch_size=batch_size, with_=with_, y=y,
-                                         return_latents=return_latents))
+                                         return_latents=return_latents, truncation=truncation,
+                                         seeds=seeds))
         if return_latents:
             x = torch.cat([p[0] for p in parts]).cpu()
             z = torch.cat([p[1] for p in parts]).cpu()
@@ -426,6 +461,16 @@ class Pipeline:
             out = torch.cat(parts).cpu()
         self.manager.hook.gantk_on_sample(pipeline=self, samples=out[0] if return_latents else out)
         return out
+
+    def interpolate(self, seeds: list[int] | str, steps: int = 8, *, mode: str = "lerp",
+                    space: str = "auto", truncation: float | None = None,
+                    cls: int | None = None) -> Tensor:
+        """Frames along the path through the seeds' latents (see
+        :func:`gantk.sampling.interpolate_seeds`): ``lerp``/``slerp``, in z or StyleGAN2's W."""
+        from .sampling import interpolate_seeds, parse_seeds
+
+        return interpolate_seeds(self, parse_seeds(seeds, where="seeds"), steps, mode=mode,
+                                 space=space, truncation=truncation, cls=cls)
 
     def save_picture(self, x: Tensor, path: str | Path, *, title: str = "") -> Path:
         """Samples as a PNG: an image grid, or for 2-D data a scatter plot over the real modes."""

@@ -12,7 +12,7 @@ from .interfaces import DataInfo
 from .safeio import atomic_path
 
 
-def save_grid(x: Tensor, path: str | Path, *, nrow: int | None = None) -> Path:
+def save_grid(x: Tensor, path: str | Path, *, nrow: int | None = None, padding: int = 1) -> Path:
     """Images in [-1, 1] (N, C, H, W) -> one PNG grid."""
     from torchvision.utils import save_image
 
@@ -20,7 +20,7 @@ def save_grid(x: Tensor, path: str | Path, *, nrow: int | None = None) -> Path:
     x = x.detach().float().cpu()
     nrow = nrow or max(1, int(math.ceil(math.sqrt(len(x)))))
     with atomic_path(path) as tmp:
-        save_image((x.clamp(-1, 1) + 1) / 2, str(tmp), nrow=nrow, padding=1, format="png")
+        save_image((x.clamp(-1, 1) + 1) / 2, str(tmp), nrow=nrow, padding=padding, format="png")
     return path
 
 

@@ -145,16 +145,22 @@ class StyleGAN2Generator(nn.Module):
         cut = int(torch.randint(1, self.num_ws, ()))
         return torch.cat([ws[:, :cut], w2.unsqueeze(1).expand(-1, self.num_ws - cut, -1)], dim=1)
 
-    def forward(self, z: Tensor, y: Tensor | None = None, *, return_ws: bool = False):
-        ws = self.mapping_ws(z, y)
+    def forward(self, z: Tensor, y: Tensor | None = None, *, return_ws: bool = False,
+                psi: float | None = None):
+        """``psi`` overrides ``truncation_psi`` for this call (eval mode)."""
+        ws = self.mapping_ws(z, y, psi=psi)
         if self.training:
             ws = self.style_mix(ws, z, y)
+        img = self.render(ws)
+        return (img, ws) if return_ws else img
+
+    def render(self, ws: Tensor) -> Tensor:
         img = self.synthesis(ws)
         if not self.training:
             # the synthesis output is linear, as in the paper; samples are clipped to the data range
             # the way the official code clips when it writes images (training sees it unclipped)
             img = img.clamp(-1, 1)
-        return (img, ws) if return_ws else img
+        return img
 
 
 class StyleGAN2Discriminator(Discriminator):
@@ -219,6 +225,22 @@ class StyleGAN2Backbone(Backbone):
     def provides(self) -> frozenset[str]:
         # "w_latents": G's forward accepts return_ws=True (what path_length differentiates against)
         return super().provides | {"w_latents"}
+
+    # -- sampling-time truncation and W-space interpolation (gantk sample / interpolate)
+    truncation = "mapping"
+
+    def generate_truncated(self, generator: nn.Module, z: Tensor, y: Tensor | None,
+                           psi: float) -> Tensor:
+        """``w_avg + psi (w - w_avg)`` on the generator given (the EMA copy at sampling, which
+        carries its own copy of ``w_avg``)."""
+        return generator(z, y, psi=psi)
+
+    def to_w(self, generator: nn.Module, z: Tensor, y: Tensor | None = None, *,
+             psi: float | None = None) -> Tensor:
+        return generator.mapping_ws(z, y, psi=psi)[:, 0]
+
+    def from_w(self, generator: nn.Module, w: Tensor) -> Tensor:
+        return generator.render(w.unsqueeze(1).repeat(1, generator.num_ws, 1))
 
     def make_encoder(self, out_dim: int, **kwargs: Any) -> nn.Module:
         """D's architecture with an ``out_dim``-wide output and no minibatch-stddev layer (an
