@@ -86,6 +86,8 @@ def resolve(spec: StackSpec, registry: Registry) -> Resolved:
             seen[name] = where
             part = _part(registry, ComponentSpec(name=name, **m.options), STACKABLE, where)
             methods.append(part)
+    for i, name in enumerate(spec.train.loggers):
+        registry.get(name, "logger", where=f"train.loggers[{i}]")
     full = StackSpec(seed=spec.seed, train=spec.train,
                      data=ComponentSpec(name=data.entry.name, **data.options),
                      backbone=ComponentSpec(name=backbone.entry.name, **backbone.options),

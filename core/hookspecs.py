@@ -54,6 +54,12 @@ def gantk_on_step_end(pipeline: Any, step: int, logs: dict[str, float]) -> None:
 
 
 @hookspec
+def gantk_on_evaluate(pipeline: Any, step: int, result: dict[str, Any]) -> None:
+    """Called with each evaluation during training (``train.eval_every``): the step and the
+    result row written to ``eval.jsonl`` (scores and the names of their feature spaces)."""
+
+
+@hookspec
 def gantk_on_train_end(pipeline: Any, run_dir: Any) -> None:
     """Called when ``Pipeline.train`` returns normally. ``run_dir`` is None for in-memory runs."""
 

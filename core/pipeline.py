@@ -327,6 +327,7 @@ class Pipeline:
         if fork_from is not None and self.run_dir is None:
             raise GantkError("fork_from needs a run directory to write to", where="fork_from",
                              fix="pass out=NEW_RUN_DIR.")
+        self._check_loggers()
         target = self.spec.train.steps if steps is None else self.step + steps
         writer = RunWriter(self, self.run_dir) if self.run_dir is not None else None
         if writer is not None:
@@ -343,6 +344,21 @@ class Pipeline:
             comp.on_train_end(self)
         self.manager.hook.gantk_on_train_end(pipeline=self, run_dir=self.run_dir)
         return logs
+
+    def _check_loggers(self) -> None:
+        """Every ``train.loggers`` entry's optional library is importable (before any step)."""
+        import importlib.util
+
+        for i, name in enumerate(self.spec.train.loggers):
+            entry = self.registry.get(name, "logger", where=f"train.loggers[{i}]")
+            lib = entry.extra.get("requires")
+            if lib and importlib.util.find_spec(lib) is None:
+                raise SpecError(f"the {name!r} logger needs the {lib!r} package, which is not "
+                                "installed", where=f"train.loggers[{i}]",
+                                fix=f"pip install {lib}, or remove {name!r} from train.loggers.")
+            if self.run_dir is None:
+                _warn(f"train.loggers lists {name!r} but this run has no run directory; loggers "
+                      "write into RUN_DIR, so nothing is logged (pass out=...)")
 
     def _loop(self, target: int) -> dict[str, float]:
         logs: dict[str, Tensor] = {}

@@ -1,7 +1,7 @@
 """The component registry: what plugins register, merged with TOML metadata (``registry.toml``).
 
 Kinds: ``backbone``, ``loss``, ``latent_transform``, ``regularizer``, ``method``, ``dataset``,
-``metric``. A *method* is a named bundle whose factory returns one or more components; a
+``metric``, ``logger``. A *method* is a named bundle whose factory returns one or more components; a
 latent transform or regularizer registered on its own can be used in a stack the same way.
 """
 
@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import PluginError, SpecError, suggest
 
-KINDS = ("backbone", "loss", "latent_transform", "regularizer", "method", "dataset", "metric")
+KINDS = ("backbone", "loss", "latent_transform", "regularizer", "method", "dataset", "metric",
+         "logger")
 STACKABLE = ("latent_transform", "regularizer", "method")
 
 
@@ -312,6 +313,14 @@ class Registrar:
     def metric(self, name: str, factory: Callable[..., Any], **meta: Any) -> Entry:
         """``factory(params) -> metric object`` (see ``gantk.metrics``)."""
         return self._add("metric", name, factory, **meta)
+
+    def logger(self, name: str, factory: Any, *, requires: str | None = None, **meta: Any) -> Entry:
+        """A name for ``train.loggers``; the plugin does its work in the event hooks. ``requires``
+        is the import name of an optional library: training with the logger is refused, with the
+        install command, when it is missing."""
+        entry = self._add("logger", name, factory, **meta)
+        entry.extra["requires"] = requires
+        return entry
 
     def alias(self, name: str, expands: list[str] | tuple[str, ...], *, summary: str = "",
               title: str = "", paper: str = "") -> None:

@@ -365,6 +365,7 @@ class RunWriter:
         if is_main():
             record_eval(self.dir, row, step=pipe.step, metrics=train.eval_metrics,
                         source="eval_every")
+            pipe.manager.hook.gantk_on_evaluate(pipeline=pipe, step=pipe.step, result=row)
         key = train.best_metric
         if key is None:
             return

@@ -77,6 +77,9 @@ class TrainSpec(BaseModel):
                                     description="keep the checkpoint that is best by this metric")
     num_samples: int = Field(64, ge=1, le=10_000,
                              description="samples in each grid (points for 2-D data: 2000)")
+    loggers: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=16, description="experiment trackers fed through the "
+        "event hooks, e.g. [\"tensorboard\"] (`gantk list-plugins`)")
     device: str = Field("auto", max_length=20,
                         description="'auto', 'cpu', 'mps', 'cuda', 'cuda:1', ...")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
