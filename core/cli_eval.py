@@ -57,6 +57,11 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--step", type=int, help="use the checkpoint of this step")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draw")
     p.add_argument("--device", help="cpu, cuda, ... (default: the run's)")
+    p.add_argument("--ref", choices=["train", "test"], default="train",
+                   help="real split to compare against (test: data sets with a split option)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recompute the real set's features instead of using the cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-save", action="store_true", help="do not append to eval.jsonl")
     p.set_defaults(func=cmd_eval)
@@ -110,7 +115,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=manager)
     result = evaluate(pipe, metrics=names, n=args.n, with_=with_, batch_size=args.batch_size,
                       options=options, feature_net=args.features, inception=args.inception,
-                      seed=args.seed)
+                      seed=args.seed, ref=args.ref, cache=not args.no_cache,
+                      progress=not args.no_progress)
     if pipe.world.rank != 0:  # under torchrun: every rank scored its share; rank 0 reports
         return 0
     if not args.no_save and pipe.run_dir is not None:
@@ -118,7 +124,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             default_metrics(pipe.data_info, pipe.spec.data.name, inception=args.inception),
             registry=manager.registry)
         record_eval(pipe.run_dir, result, step=pipe.step, metrics=names, source="gantk eval",
-                    seed=args.seed, options=options or None, **{"with": with_})
+                    seed=args.seed, options=options or None,
+                    **{"with": pipe.sample_transforms(with_)})
     if args.json:  # strict JSON: an undefined score (NaN) is null
         safe = {k: None if isinstance(v, float) and not math.isfinite(v) else v
                 for k, v in {"step": pipe.step, **result}.items()}
@@ -127,8 +134,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     console, err = Console(), Console(stderr=True)
     directions = _directions(manager.registry)
-    console.print(f"{pipe.spec.shorthand}, step {pipe.step}" +
-                  (f", sampled with {', '.join(a['name'] for a in with_)}" if with_ else ""),
+    applied = pipe.sample_transforms(with_)
+    console.print(f"{pipe.spec.shorthand}, step {pipe.step}, {args.ref} reference" +
+                  (f", sampled with {', '.join(a['name'] for a in applied)}" if applied else ""),
                   markup=False, highlight=False)
     table = Table()
     for col in ("metric", "value", "better", "from"):
@@ -145,7 +153,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console.print(table)
     for space, metrics in used.items():
         console.print(f"{', '.join(metrics)}: {space}", markup=False, highlight=False)
-    console.print(f"n={result['n']} generated, {result['n_real']} real, "
+    cache = {"hit": "cached features reused", "stored": "features cached",
+             "off": "not cached"}.get(str(result.get("ref_cache")), "")
+    console.print(f"n={result['n']} generated, {result['n_real']} real ({args.ref}; {cache}), "
                   f"{result['seconds']:.1f} s" +
                   ("" if args.no_save or pipe.run_dir is None else
                    f"; appended to {pipe.run_dir / 'eval.jsonl'}"), markup=False, highlight=False)

@@ -202,16 +202,63 @@ def default_sample_count(info: Any, data_name: str | None, metrics: Iterable[str
     return STACKED_MODES_N if stacked and "modes" in set(metrics) else DEFAULT_N
 
 
+def reference_data(pipeline: Any, ref: str = "train") -> torch.Tensor:
+    """The real images scores compare against: the training data (``train``), or the same data
+    set's ``test`` split where its options have a ``split`` (torchvision sets)."""
+
+    if ref == "train":
+        return pipeline.real_data()[0]
+    if ref != "test":
+        raise SpecError(f"unknown reference split {ref!r}", where="--ref", fix="use train or test.")
+    part = pipeline.resolved.data
+    fields = type(part.params).model_fields
+    if "split" not in fields:
+        raise SpecError(f"data set {part.entry.name!r} has no test split (it has no `split` "
+                        "option)", where="--ref", fix="score against the training data "
+                        "(--ref train), or use a data set with both splits (e.g. mnist, cifar10).")
+    if getattr(part.params, "split") == "test":
+        return pipeline.real_data()[0]
+    x, _ = part.entry.factory(part.params.model_copy(update={"split": "test"}))
+    return x
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[Any]:
+    """A rich bar on stderr over every batch evaluate processes (no-op when disabled)."""
+
+    if not enabled:
+        yield lambda it, label: it
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("evaluate", total=total)
+
+        def wrap(it: Iterable[Any], label: str) -> Iterator[Any]:
+            bar.update(task, description=label)
+            for item in it:
+                yield item
+                bar.advance(task, len(item))
+        yield wrap
+
+
 def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = None,
              with_: list[Any] | None = None, batch_size: int = 500, *,
              options: dict[str, dict[str, Any]] | None = None, feature_net: str = "auto",
              inception: str | None = None, n_real: int | None = None, seed: int | None = None,
+             ref: str = "train", cache: bool = True, progress: bool = False,
              ) -> dict[str, float | str]:
     """Generate ``n`` samples (default: :func:`default_sample_count`) in batches and score them
     with ``metrics`` (default: :func:`default_metrics`). ``options`` gives metric options (``{"prdc": {"nearest_k": 3}}``),
     ``feature_net`` forces a space (``auto``/``inception``/``digits``/``raw``), ``inception`` is a
     path to clean-fid's weights file, ``n_real`` caps the real subset (default ``n``), ``seed``
-    makes the draw reproducible without touching the caller's RNG stream."""
+    makes the draw reproducible without touching the caller's RNG stream. ``ref`` picks the
+    real split (``train``/``test``); the real set's features are cached (:mod:`gantk.refstats`)
+    unless ``cache`` is False; ``progress`` shows a bar on stderr."""
 
     registry = _registry()
     info = pipeline.data_info
@@ -241,19 +288,26 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
 
     rng = torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []) \
         if seed is not None else contextlib.nullcontext()
+    from .refstats import reference_features
+
     t0 = time.perf_counter()
-    with rng:
+    real_x = _real_subset(reference_data(pipeline, ref), n_real or n, seed or 0)
+    real_nets = {k: v for k, v in nets.items() if k in real_needs}
+    with rng, _progress_bar(progress, (len(real_x) if real_nets else 0) + n) as bar:
         if seed is not None:
             torch.manual_seed(seed)
-        real_x = _real_subset(pipeline.real_data()[0], n_real or n, seed or 0)
         world = getattr(pipeline, "world", None)
         if world is not None and world.size > 1:  # under torchrun: each rank its share, gathered
             real, fake = _split_extract(pipeline, world, real_x, n, batch_size, with_, nets,
-                                        {k: v for k, v in nets.items() if k in real_needs})
+                                        real_nets)
+            cached = "off"
         else:
-            real = extract(_batches(real_x, batch_size),
-                           {k: v for k, v in nets.items() if k in real_needs})
-            fake = extract(pipeline.sample_batches(n, batch_size=batch_size, with_=with_), nets)
+            real, cached = reference_features(
+                real_x, real_nets,
+                lambda: extract(bar(_batches(real_x, batch_size), "real features"), real_nets),
+                cache=cache, describe={"data": str(data_name), "ref": ref})
+            fake = extract(bar(pipeline.sample_batches(n, batch_size=batch_size, with_=with_),
+                               "generate + features"), nets)
     if len(fake) != n:
         raise MetricError(f"the pipeline generated {len(fake)} samples, {n} were asked for",
                           where="sample_batches", fix="report this bug.")
@@ -272,6 +326,8 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
         result["modes_space"] = nets["raw"].space
     result["n"] = n
     result["n_real"] = len(real_x) if real_needs else 0
+    result["ref"] = ref
+    result["ref_cache"] = cached
     result["seconds"] = round(time.perf_counter() - t0, 3)
     if note:
         result["note"] = note

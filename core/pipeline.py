@@ -388,6 +388,27 @@ class Pipeline:
                     extra.append(comp)
         return extra
 
+    def sample_transforms(self, with_: list[Any] | None = None) -> list[dict[str, Any]]:
+        """The latent transforms active at sampling, the stack's own (``from: "stack"``) and the
+        ``with_`` ones (``from: "with"``), as ``{"name", **options, "from"}`` records: what an
+        evaluation row stores under ``with``. Nothing is built."""
+        out: list[dict[str, Any]] = []
+        for comp, part in zip(self.components, self._component_parts()):
+            if isinstance(comp, LatentTransform) and "sample" in comp.phases:
+                out.append({"name": comp.entry_name, **part, "from": "stack"})
+        have = {r["name"] for r in out} | {c.entry_name for c in self.components}
+        for item in with_ or []:
+            spec = ComponentSpec(name=item) if isinstance(item, str) else ComponentSpec(**item)
+            for name in self.registry.expand(spec.name):
+                if name not in have:
+                    out.append({"name": name, **spec.options, "from": "with"})
+                    have.add(name)
+        return out
+
+    def _component_parts(self) -> list[dict[str, Any]]:
+        by_name = {p.entry.name: p.options for p in self.resolved.methods}
+        return [dict(by_name.get(c.entry_name, {})) for c in self.components]
+
     @contextlib.contextmanager
     def _eval_mode(self) -> Iterator[None]:
         was = self.backbone.training

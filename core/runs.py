@@ -364,7 +364,7 @@ class RunWriter:
             self._warn(str(result["note"]))
         if is_main():
             record_eval(self.dir, row, step=pipe.step, metrics=train.eval_metrics,
-                        source="eval_every")
+                        source="eval_every", **{"with": pipe.sample_transforms()})
             pipe.manager.hook.gantk_on_evaluate(pipeline=pipe, step=pipe.step, result=row)
         key = train.best_metric
         if key is None:

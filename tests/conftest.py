@@ -69,3 +69,17 @@ def add_entry_point(monkeypatch):
         monkeypatch.delenv("GANTK_STRICT", raising=False)  # CI runs strict; these tests are not
 
     return add
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Cached reference statistics go to a per-session folder, never the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("GANTK_CACHE_DIR")
+    os.environ["GANTK_CACHE_DIR"] = str(tmp_path_factory.mktemp("gantk_cache"))
+    yield
+    if old is None:
+        os.environ.pop("GANTK_CACHE_DIR", None)
+    else:
+        os.environ["GANTK_CACHE_DIR"] = old

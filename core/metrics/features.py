@@ -151,6 +151,23 @@ class FeatureNet:
     def __call__(self, batch: Tensor, wanted: set[str]) -> dict[str, np.ndarray]:
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def identity(self) -> str:
+        """What the features depend on besides the input: the space and its weights' digest (the
+        key of cached reference statistics, so new weights invalidate them)."""
+        weights = getattr(self, "weights_file", None)
+        return f"{self.space}|{file_digest(weights) if weights else ''}"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file (read in 1 MiB chunks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 
 class RawPoints(FeatureNet):
     """2-D points: the coordinates are the features."""
@@ -173,6 +190,7 @@ class DigitsFeatures(FeatureNet):
         self.family = family
         self.clf = (dc.load_digits_classifier if family == "digits"
                     else mc.load_mnist_classifier)(device)
+        self.weights_file = dc.WEIGHTS if family == "digits" else mc.WEIGHTS
         self.space = digits_space(channels, family)
         self.probs_space = f"{self.clf.name} softmax" + (" (per channel)" if channels > 1 else "")
 
@@ -202,6 +220,7 @@ class InceptionFeatures(FeatureNet):
         from cleanfid.resize import build_resizer
 
         self.device = torch.device(device)
+        self.weights_file = weights
         try:  # download=False: the file is known to exist; clean-fid must not reach the network
             self.model = InceptionV3W(str(weights.parent), download=False,
                                       resize_inside=False).to(self.device).eval()
