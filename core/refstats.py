@@ -80,7 +80,7 @@ def reference_features(real_x: torch.Tensor, nets: dict[str, Any],
     """The real set's features from the cache, or ``extract()`` and store them. Returns the
     features and ``"hit"``, ``"stored"`` or ``"off"``."""
 
-    if not cache or not nets:
+    if not cache or not nets or not all(getattr(n, "cacheable", True) for n in nets.values()):
         return extract(), "off"
     path = cache_dir() / f"{reference_key(real_x, nets)}.npz"
     if path.is_file():

@@ -147,6 +147,7 @@ class FeatureNet:
     space: str = ""
     probs_space: str = ""
     provides: frozenset[str] = frozenset()
+    cacheable: bool = True  # reference features may be cached (gantk.refstats)
 
     def __call__(self, batch: Tensor, wanted: set[str]) -> dict[str, np.ndarray]:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -174,6 +175,7 @@ class RawPoints(FeatureNet):
 
     space = RAW_SPACE
     provides = frozenset({"embedding", "raw"})
+    cacheable = False  # the features are the data: nothing to save
 
     def __call__(self, batch: Tensor, wanted: set[str]) -> dict[str, np.ndarray]:
         pts = batch.detach().cpu().to(torch.float32).reshape(len(batch), -1).numpy()
