@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
+
+if TYPE_CHECKING:  # pragma: no cover - torch loads on first use (keeps `gantk --help` fast)
+    from torch import Tensor
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
@@ -49,6 +49,8 @@ def sample_command(args: argparse.Namespace, pipe: Any, with_: list[dict[str, An
                    console: Any) -> int:
     """``gantk sample`` once the run is loaded: a grid/file of ``--n`` samples, or one PNG per
     seed (``--seeds --outdir``), with ``--truncation`` and ``--class``."""
+    import torch
+
     from .sampling import class_labels, parse_seeds
     from .viz import save_grid, save_tensor_file
 
@@ -96,6 +98,7 @@ def _to_uint8(frames: Tensor, min_side: int = 128) -> list[Any]:
     """[-1, 1] (F, C, H, W) -> HxWx3 uint8 arrays, enlarged by an integer factor (nearest) so the
     short side is at least ``min_side`` (GIF viewers show 16 px frames as specks)."""
     import numpy as np
+    import torch
 
     x = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     if x.shape[1] == 1:
@@ -127,6 +130,8 @@ def save_animation(frames: Tensor, path: Path, *, fps: float) -> Path:
 def interpolate_command(args: argparse.Namespace, pipe: Any, console: Any) -> int:
     """``gantk interpolate --seeds``: a grid (one row per pair of neighbouring seeds, both ends
     included) or an animation through every seed."""
+    import torch
+
     from .sampling import parse_seeds
     from .viz import save_grid
 
