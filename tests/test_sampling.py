@@ -166,3 +166,15 @@ def test_cli_interpolate_w_space_is_refused_without_one(dcgan_run, tmp_path, cap
     assert main(["interpolate", str(dcgan_run), "--seeds", "1,2", "--space", "w", "--out",
                  str(tmp_path / "x.png")]) == 2
     assert "no intermediate latent space" in capsys.readouterr().err
+
+
+def test_cli_interpolate_mp4_needs_imageio_ffmpeg_or_writes_a_video(dcgan_run, tmp_path, capsys):
+    import importlib.util
+
+    out = tmp_path / "walk.mp4"
+    code = main(["interpolate", str(dcgan_run), "--seeds", "1,2", "--steps", "2", "--out", str(out)])
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        assert code == 2 and "pip install imageio-ffmpeg" in capsys.readouterr().err
+        assert not out.exists()
+    else:
+        assert code == 0 and out.stat().st_size > 0
