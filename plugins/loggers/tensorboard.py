@@ -28,19 +28,19 @@ class TensorBoardLogger(HookLogger):
         writer = SummaryWriter(log_dir=str(log_dir))
         text = spec_to_toml(pipeline.spec.to_dict())
         writer.add_text("spec", "    " + text.replace("\n", "\n    "), pipeline.step)
-        self._last: dict[str, float] = {}
+        writer.gantk_last = {}  # the latest value of every scalar, for the hparams summary
         return writer
 
     def scalars(self, handle: Any, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():
             handle.add_scalar(key, value, step)
-        self._last = {**getattr(self, "_last", {}), **values}
+        handle.gantk_last.update(values)
 
     def images(self, handle: Any, step: int, tag: str, grid: Any) -> None:
         handle.add_image(tag, grid, step)
 
     def close(self, handle: Any, spec: dict[str, Any], final: dict[str, float]) -> None:
-        metrics = {f"final/{k}": v for k, v in getattr(self, "_last", {}).items()}
+        metrics = {f"final/{k}": v for k, v in handle.gantk_last.items()}
         handle.add_hparams(flat_spec(spec), metrics or {"final/none": 0.0}, run_name=".")
         handle.close()
 
