@@ -63,8 +63,11 @@ class HookLogger:
 
     # ------------------------------------------------------------------ plumbing
     def wanted(self, pipeline: Any) -> bool:
+        from gantk.distributed import is_main
+
         return (self.name in pipeline.spec.train.loggers
-                and getattr(pipeline, "run_dir", None) is not None)
+                and getattr(pipeline, "run_dir", None) is not None
+                and is_main())  # under torchrun rank 0 owns the run's files
 
     def handle(self, pipeline: Any) -> Any:
         key = id(pipeline)
