@@ -100,12 +100,45 @@ def test_conditional_on_unlabelled_data_is_refused(key):
 def test_dcgan_tables_15_16_19_20():
     """32 px: 2x2x1024 after the first G layer, 2048-d D features; 48 px: 3x3x1024 and 4608."""
     for res, start, feat in ((32, 2, 2048), (48, 3, 4608)):
-        bb = dcgan.build(dcgan.DCGANParams(), DataInfo(shape=(3, res, res)))
+        bb = dcgan.build(dcgan.DCGANParams(layout="tables"), DataInfo(shape=(3, res, res)))
         assert bb.feature_dim == feat
         z = bb.sample_latent(2)
         assert bb.generator.input(z.view(2, -1, 1, 1)).shape == (2, 1024, start, start)
         assert bb.generator(z).shape == (2, 3, res, res)
         assert bb.discriminator.features(bb.generator(z)).shape == (2, feat)
+
+
+@pytest.mark.parametrize("res, maps", [
+    (16, [(256, 4), (128, 8), (1, 16)]),
+    (32, [(512, 4), (256, 8), (128, 16), (1, 32)]),
+    (48, [(1024, 3), (512, 6), (256, 12), (128, 24), (1, 48)]),
+    (64, [(1024, 4), (512, 8), (256, 16), (128, 32), (1, 64)]),
+])
+def test_dcgan_standard_generator_starts_at_4x4_and_doubles(res, maps):
+    """The standard G (the default): a 4x4 start (3x3 at 48 px) and one stride-2 layer per
+    doubling; channels halve down to 2w (w = 64 here); the tables' layout has four at every size."""
+    bb = dcgan.build(dcgan.DCGANParams(), DataInfo(shape=(1, res, res)))
+    g = bb.generator
+    x = g.input(bb.sample_latent(2).view(2, -1, 1, 1))
+    shapes = [(x.shape[1], x.shape[2])]
+    for norm, act, conv in zip(g.norms, g.acts, g.convs):
+        x = conv(act(norm(x)))
+        shapes.append((x.shape[1], x.shape[2]))
+    assert shapes == maps
+    assert len(dcgan.build(dcgan.DCGANParams(layout="tables"), DataInfo(shape=(1, res, res)))
+               .generator.convs) == 4
+
+
+def test_dcgan_init_is_radfords():
+    bb = dcgan.build(dcgan.DCGANParams(), DIGITS16)
+    convs = [m for m in bb.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    weights = torch.cat([m.weight.detach().flatten() for m in convs])
+    assert abs(float(weights.std()) - 0.02) < 0.002 and abs(float(weights.mean())) < 0.002
+    bns = [m for m in bb.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(abs(float(m.weight.mean()) - 1) < 0.02 and float(m.weight.std()) > 0 for m in bns)
+    default = dcgan.build(dcgan.DCGANParams(init="pytorch"), DIGITS16)
+    first = next(m for m in default.discriminator.modules() if isinstance(m, torch.nn.Conv2d))
+    assert float(first.weight.std()) > 0.1  # PyTorch's U(+-1/sqrt(fan_in)) with fan_in = 16
 
 
 def test_dcgan_options_are_validated():
