@@ -315,7 +315,10 @@ def test_stylegan2_noise_inputs_and_output_range():
 
 
 def test_stylegan2_optimiser_settings():
-    bb = make("stylegan2")
+    # default: the lazy terms ride in the ordinary step, so lr and betas stay as the paper sets them
+    over = make("stylegan2").optimizer_overrides()
+    assert over["g"] == {"lr_scale": 1.0, "betas": (0.0, 0.99)} and over["d"] == over["g"]
+    bb = make("stylegan2", lazy_rescale=True, d_reg_every=16)  # the originals' separate-step rescaling
     over = bb.optimizer_overrides()
     assert over["g"]["lr_scale"] == pytest.approx(4 / 5)
     assert over["d"]["lr_scale"] == pytest.approx(16 / 17)
@@ -348,6 +351,47 @@ def test_path_length_is_refused_where_it_cannot_work():
         Pipeline.from_spec({**base, "backbone": {"name": "dcgan", "width": 4}})
     with pytest.raises(IncompatibleStackError, match="g_reg_every"):
         Pipeline.from_spec({**base, "backbone": {"name": "stylegan2", **TINY_SG2, "g_reg_every": 8}})
+
+
+def test_stylegan2_r1_with_another_interval_is_refused():
+    base = {"data": {"name": "digits", "resolution": 16}, "train": {"batch_size": 4}}
+    sg2 = {"name": "stylegan2", **TINY_SG2, "d_reg_every": 16}
+    with pytest.raises(IncompatibleStackError, match="d_reg_every = 16") as info:
+        Pipeline.from_spec({**base, "backbone": sg2, "methods": [{"name": "r1", "every": 4}]})
+    assert "r1 every = 16" in info.value.paragraph()
+    Pipeline.from_spec({**base, "backbone": sg2, "methods": [{"name": "r1", "every": 16}]})
+    # other backbones declare no interval: any every is fine
+    Pipeline.from_spec({**base, "backbone": {"name": "dcgan", "width": 4},
+                        "methods": [{"name": "r1", "every": 4}]})
+
+
+def test_fir_resampling_is_the_1331_filter():
+    from gantk_plugins.backbones.stylegan2_layers import downsample2x, upsample2x
+
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 3, 3] = 1.0
+    # down: the impulse response is the normalised filter sampled at every second pixel
+    down = downsample2x(x)
+    assert down.shape == (1, 1, 4, 4)
+    torch.testing.assert_close(down[0, 0, 1:3, 1:3], torch.tensor([[9.0, 3.0], [3.0, 1.0]]) / 64)
+    assert down.sum() == pytest.approx(16 / 64)  # the taps that land on even pixels
+    assert downsample2x(torch.ones(1, 2, 8, 8))[:, :, 1:-1, 1:-1].allclose(torch.ones(1, 2, 2, 2))
+    # up: gain 4 keeps a constant; inside the border the polyphase taps (1/4, 3/4) equal bilinear
+    up = upsample2x(torch.ones(1, 2, 4, 4))
+    assert up.shape == (1, 2, 8, 8) and up[:, :, 1:-1, 1:-1].allclose(torch.ones(1, 2, 6, 6))
+    r = torch.randn(1, 1, 6, 6)
+    torch.testing.assert_close(upsample2x(r)[..., 1:-1, 1:-1], upsample2x(r, "bilinear")[..., 1:-1, 1:-1])
+    # the two modes differ downwards (a 4-tap filter against a 2x2 box)
+    assert not torch.allclose(downsample2x(r), downsample2x(r, "bilinear"))
+
+
+@pytest.mark.parametrize("resample", ["blur", "bilinear"])
+def test_stylegan2_resampling_modes_build_and_run(resample):
+    bb = make("stylegan2", resample=resample)
+    assert bb.generator.convs[0].conv.resample == resample
+    img = bb.generator(bb.sample_latent(4))
+    assert img.shape == (4, 1, 16, 16)
+    assert bb.discriminator(img).shape == (4,)
 
 
 # ----------------------------------------------------------------------------------- examples
