@@ -11,6 +11,7 @@ row: reconstruction MSE at most mean + std).
     python benchmarks/backbone_parity.py                       # every row, seeds 0 1 2
     python benchmarks/backbone_parity.py --rows dcgan16 mlp_ring --seeds 0 1 --steps 200
     python benchmarks/backbone_parity.py --list
+    python benchmarks/backbone_parity.py --report benchmarks/results/backbone_parity.json
 
 Results go to --out (JSON, default benchmarks/results/backbone_parity.json) and are printed as a
 markdown table. Run with OMP_NUM_THREADS=1 on a quiet machine for the budget in docs/backbones.md.
@@ -205,16 +206,20 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["| row | metric | gantk | reference | gantk / ref |", "| --- | --- | --- | --- | --- |"]
+    """One line per row: each metric as gantk mean ± std / reference mean ± std (ratio)."""
+    shown = [k for k in KEYS if any(k in r["summary"] for r in results.values())]
+    lines = ["| row | steps | " + " | ".join(shown) + " | target |",
+             "| --- | --- | " + " | ".join("---" for _ in shown) + " | --- |"]
     for name, res in results.items():
-        s = res["summary"]
-        for key in KEYS:
-            if key in s:
-                (gm, gs), (rm, rs) = s[key]["gantk"], s[key]["reference"]
-                lines.append(f"| {name} | {key} | {gm:.3f} ± {gs:.3f} | {rm:.3f} ± {rs:.3f} | "
-                             f"{s[key]['ratio']:.2f} |")
-        verdict = "meets target" if s["meets_target"] else "misses: " + ", ".join(s["misses"])
-        lines.append(f"| {name} | **{verdict}** | | | |")
+        s, cells = res["summary"], []
+        for key in shown:
+            if key not in s:
+                cells.append("")
+                continue
+            (gm, gs), (rm, rs) = s[key]["gantk"], s[key]["reference"]
+            cells.append(f"{gm:.2f} ± {gs:.2f} / {rm:.2f} ± {rs:.2f} ({s[key]['ratio']:.2f})")
+        verdict = "met" if s["meets_target"] else "missed: " + ", ".join(s["misses"])
+        lines.append(f"| {name} | {res['steps']} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines)
 
 
@@ -225,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="override every row's step count")
     ap.add_argument("--n-eval", type=int, default=1000, help="samples scored per run")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "backbone_parity.json"))
-    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--list", action="store_true", help="list the rows and stop")
+    ap.add_argument("--report", metavar="JSON", help="print the table of an earlier run's JSON and stop")
     args = ap.parse_args(argv)
+    if args.report:
+        print(table(json.loads(Path(args.report).read_text())["rows"]))
+        return 0
     if args.list:
         for name, row in ROWS.items():
             print(f"{name}: {row['backbone']} on {row['data']}, {row['steps']} steps, batch {row['batch']}")
