@@ -63,7 +63,7 @@ def _sg2_row(size: int, **extra: Any) -> dict[str, Any]:
     return {"data": {"name": "digits", "resolution": size},
             "backbone": {"name": "stylegan2", **SG2_BB, **extra}, "latent": 32,
             "methods": [{"name": "r1", "gamma": 0.1, "every": 16}], "r1": (0.1, 16),
-            "steps": 400 if size == 16 else 300, "batch": 32, **SG2,
+            "steps": 400 if size == 16 else 300, "batch": 32, **SG2, "ref_key": f"stylegan2_{size}",
             "ref": lambda info: (stylegan2_ref.Generator(size, 1, 32, 32),
                                  stylegan2_ref.Discriminator(size, 1, 32))}
 
@@ -159,7 +159,10 @@ def _autoencoder_pair(row: dict[str, Any], seed: int, steps: int) -> tuple[dict,
     return out[0], out[2], out[1], out[3]
 
 
-def run_row(name: str, row: dict[str, Any], seed: int, steps: int, n_eval: int) -> dict[str, Any]:
+def run_row(name: str, row: dict[str, Any], seed: int, steps: int, n_eval: int,
+            cached_reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and score gantk and the reference on one seed; ``cached_reference`` (the same
+    reference, seed and steps from another row or an earlier run) skips the reference's run."""
     if row.get("autoencoder"):
         mine, ref, t_mine, t_ref = _autoencoder_pair(row, seed, steps)
         return {"gantk": mine, "reference": ref, "seconds": {"gantk": t_mine, "reference": t_ref}}
@@ -168,6 +171,10 @@ def run_row(name: str, row: dict[str, Any], seed: int, steps: int, n_eval: int) 
     pipe.train(progress=False)
     t_mine = time.perf_counter() - t0
     mine = _scores(pipe, row, n_eval)
+    if cached_reference is not None:
+        return {"gantk": mine, "reference": cached_reference["reference"],
+                "seconds": {"gantk": t_mine, "reference": cached_reference["seconds"]["reference"]},
+                "reference_reused": True}
     torch.manual_seed(seed)
     G, D = row["ref"](pipe.data_info)
     x = pipe.real_data()[0]
@@ -230,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="override every row's step count")
     ap.add_argument("--n-eval", type=int, default=1000, help="samples scored per run")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "backbone_parity.json"))
+    ap.add_argument("--fresh", action="store_true", help="ignore the rows already in --out (by default "
+                    "rows not named in --rows are kept, and reference runs with the same reference, "
+                    "seed and steps are reused, if --out has the same seeds and --n-eval)")
     ap.add_argument("--list", action="store_true", help="list the rows and stop")
     ap.add_argument("--report", metavar="JSON", help="print the table of an earlier run's JSON and stop")
     args = ap.parse_args(argv)
@@ -248,21 +258,32 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
+    if out.exists() and not args.fresh:  # keep earlier rows; reuse their reference runs
+        previous = json.loads(out.read_text())
+        if previous.get("seeds") == args.seeds and previous.get("n_eval") == args.n_eval:
+            results = {k: v for k, v in previous["rows"].items() if k not in args.rows}
+    cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for name, res in results.items():
+        for run in res["runs"]:
+            cache[(ROWS.get(name, {}).get("ref_key", name), run["seed"], res["steps"])] = run
     t_all = time.perf_counter()
     for name in args.rows:
         row = ROWS[name]
         steps = args.steps or row["steps"]
         runs = []
         for seed in args.seeds:
-            res = run_row(name, row, seed, steps, args.n_eval)
+            key = (row.get("ref_key", name), seed, steps)
+            res = run_row(name, row, seed, steps, args.n_eval, cache.get(key))
             runs.append({"seed": seed, **res})
+            cache[key] = runs[-1]
             print(f"{name} seed {seed}: gantk {res['gantk']} | reference {res['reference']} "
                   f"({res['seconds']['gantk']:.0f} s / {res['seconds']['reference']:.0f} s)", flush=True)
         results[name] = {"steps": steps, "batch": row["batch"], "lr": row["lr"], "betas": row["betas"],
                          "loss": row.get("loss", "ns"), "backbone": row["backbone"], "data": row["data"],
                          "runs": runs, "summary": summarise(runs)}
         meta = {"seeds": args.seeds, "n_eval": args.n_eval, "torch_threads": 1,
-                "wall_seconds": round(time.perf_counter() - t_all, 1), "rows": results}
+                "wall_seconds_this_invocation": round(time.perf_counter() - t_all, 1),
+                "rows": results}
         out.write_text(json.dumps(meta, indent=1))  # after every row: a stopped run keeps its rows
     print(table(results))
     print(f"\nwall time {time.perf_counter() - t_all:.0f} s; results in {out}")

@@ -22,7 +22,7 @@ def _load():
 def test_a_subset_runs_and_writes_json_and_table(tmp_path, capsys):
     bench = _load()
     out = tmp_path / "parity.json"
-    assert bench.main(["--rows", "mlp_ring", "--seeds", "0", "1", "--steps", "3", "--n-eval", "200",
+    assert bench.main(["--rows", "mlp_ring", "--seeds", "0", "1", "--steps", "3", "--n-eval", "200", "--fresh",
                        "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     row = data["rows"]["mlp_ring"]
