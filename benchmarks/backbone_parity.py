@@ -80,6 +80,7 @@ ROWS: dict[str, dict[str, Any]] = {
     "stylegan2_16_blur": _sg2_row(16),
     "stylegan2_16_bilinear": _sg2_row(16, resample="bilinear"),
     "stylegan2_16_blur_rescaled": _sg2_row(16, lazy_rescale=True),
+    "stylegan2_16_blur_nomix": _sg2_row(16, mixing_prob=0.0),
     "stylegan2_32_blur": _sg2_row(32),
     "stylegan2_32_bilinear": _sg2_row(32, resample="bilinear"),
     "autoencoder16": {"data": {"name": "digits", "resolution": 16}, "autoencoder": True,

@@ -135,7 +135,8 @@ def test_dcgan_init_is_radfords():
     weights = torch.cat([m.weight.detach().flatten() for m in convs])
     assert abs(float(weights.std()) - 0.02) < 0.002 and abs(float(weights.mean())) < 0.002
     bns = [m for m in bb.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert all(abs(float(m.weight.mean()) - 1) < 0.02 and float(m.weight.std()) > 0 for m in bns)
+    assert all(abs(float(m.weight.detach().mean()) - 1) < 0.02 and float(m.weight.detach().std()) > 0
+               for m in bns)
     default = dcgan.build(dcgan.DCGANParams(init="pytorch"), DIGITS16)
     first = next(m for m in default.discriminator.modules() if isinstance(m, torch.nn.Conv2d))
     assert float(first.weight.std()) > 0.1  # PyTorch's U(+-1/sqrt(fan_in)) with fan_in = 16
