@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from gantk.hookspecs import hookimpl
+from gantk.errors import IncompatibleStackError
+from gantk.interfaces import BuildContext, Loss, Regularizer, StepContext
 from gantk.precision import float32_under_fp16
-from gantk.interfaces import Loss, Regularizer, StepContext
 
 # ----------------------------------------------------------------------------- pure functions
 
@@ -131,6 +132,21 @@ class R1(Regularizer):
         return {"r1": self.params.gamma / 2 * penalty * self.params.every}
 
 
+def check_r1(params: R1Params, ctx: BuildContext) -> None:
+    """Refuse a lazy interval that differs from the one the backbone declares for D's lazy
+    regulariser (stylegan2's ``d_reg_every``, which its optimiser settings are built for)."""
+
+    every = getattr(getattr(ctx.backbone, "params", None), "d_reg_every", None)
+    if every and every != params.every:
+        raise IncompatibleStackError(
+            f"r1.every = {params.every} but backbone.d_reg_every = {every}: the backbone's D "
+            "optimiser (its lazy_rescale and the paper's settings) is set up for R1 every "
+            f"{every} D steps, and a different schedule would silently train another recipe",
+            where="methods.r1.every",
+            fix=f"set r1 every = {every} (the paper's lazy R1), or backbone.d_reg_every = "
+                f"{params.every} to declare the interval you want.")
+
+
 @hookimpl
 def gantk_register(register) -> None:
     for name, (d_fn, g_fn, summary) in LOSSES.items():
@@ -141,4 +157,4 @@ def gantk_register(register) -> None:
                          paper="Gulrajani et al. 2017", needs=["discriminator"])
     register.regularizer("r1", lambda params, ctx: R1(params=params), params=R1Params,
                          summary="R1 gradient penalty on real data, optionally lazy",
-                         paper="Mescheder et al. 2018", needs=["discriminator"])
+                         paper="Mescheder et al. 2018", needs=["discriminator"], check=check_r1)

@@ -100,12 +100,46 @@ def test_conditional_on_unlabelled_data_is_refused(key):
 def test_dcgan_tables_15_16_19_20():
     """32 px: 2x2x1024 after the first G layer, 2048-d D features; 48 px: 3x3x1024 and 4608."""
     for res, start, feat in ((32, 2, 2048), (48, 3, 4608)):
-        bb = dcgan.build(dcgan.DCGANParams(), DataInfo(shape=(3, res, res)))
+        bb = dcgan.build(dcgan.DCGANParams(layout="tables"), DataInfo(shape=(3, res, res)))
         assert bb.feature_dim == feat
         z = bb.sample_latent(2)
         assert bb.generator.input(z.view(2, -1, 1, 1)).shape == (2, 1024, start, start)
         assert bb.generator(z).shape == (2, 3, res, res)
         assert bb.discriminator.features(bb.generator(z)).shape == (2, feat)
+
+
+@pytest.mark.parametrize("res, maps", [
+    (16, [(256, 4), (128, 8), (1, 16)]),
+    (32, [(512, 4), (256, 8), (128, 16), (1, 32)]),
+    (48, [(1024, 3), (512, 6), (256, 12), (128, 24), (1, 48)]),
+    (64, [(1024, 4), (512, 8), (256, 16), (128, 32), (1, 64)]),
+])
+def test_dcgan_standard_generator_starts_at_4x4_and_doubles(res, maps):
+    """The standard G (the default): a 4x4 start (3x3 at 48 px) and one stride-2 layer per
+    doubling; channels halve down to 2w (w = 64 here); the tables' layout has four at every size."""
+    bb = dcgan.build(dcgan.DCGANParams(), DataInfo(shape=(1, res, res)))
+    g = bb.generator
+    x = g.input(bb.sample_latent(2).view(2, -1, 1, 1))
+    shapes = [(x.shape[1], x.shape[2])]
+    for norm, act, conv in zip(g.norms, g.acts, g.convs):
+        x = conv(act(norm(x)))
+        shapes.append((x.shape[1], x.shape[2]))
+    assert shapes == maps
+    assert len(dcgan.build(dcgan.DCGANParams(layout="tables"), DataInfo(shape=(1, res, res)))
+               .generator.convs) == 4
+
+
+def test_dcgan_init_is_radfords():
+    bb = dcgan.build(dcgan.DCGANParams(), DIGITS16)
+    convs = [m for m in bb.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    weights = torch.cat([m.weight.detach().flatten() for m in convs])
+    assert abs(float(weights.std()) - 0.02) < 0.002 and abs(float(weights.mean())) < 0.002
+    bns = [m for m in bb.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(abs(float(m.weight.detach().mean()) - 1) < 0.02 and float(m.weight.detach().std()) > 0
+               for m in bns)
+    default = dcgan.build(dcgan.DCGANParams(init="pytorch"), DIGITS16)
+    first = next(m for m in default.discriminator.modules() if isinstance(m, torch.nn.Conv2d))
+    assert float(first.weight.std()) > 0.1  # PyTorch's U(+-1/sqrt(fan_in)) with fan_in = 16
 
 
 def test_dcgan_options_are_validated():
@@ -282,7 +316,10 @@ def test_stylegan2_noise_inputs_and_output_range():
 
 
 def test_stylegan2_optimiser_settings():
-    bb = make("stylegan2")
+    # default: the lazy terms ride in the ordinary step, so lr and betas stay as the paper sets them
+    over = make("stylegan2").optimizer_overrides()
+    assert over["g"] == {"lr_scale": 1.0, "betas": (0.0, 0.99)} and over["d"] == over["g"]
+    bb = make("stylegan2", lazy_rescale=True, d_reg_every=16)  # the originals' separate-step rescaling
     over = bb.optimizer_overrides()
     assert over["g"]["lr_scale"] == pytest.approx(4 / 5)
     assert over["d"]["lr_scale"] == pytest.approx(16 / 17)
@@ -315,6 +352,47 @@ def test_path_length_is_refused_where_it_cannot_work():
         Pipeline.from_spec({**base, "backbone": {"name": "dcgan", "width": 4}})
     with pytest.raises(IncompatibleStackError, match="g_reg_every"):
         Pipeline.from_spec({**base, "backbone": {"name": "stylegan2", **TINY_SG2, "g_reg_every": 8}})
+
+
+def test_stylegan2_r1_with_another_interval_is_refused():
+    base = {"data": {"name": "digits", "resolution": 16}, "train": {"batch_size": 4}}
+    sg2 = {"name": "stylegan2", **TINY_SG2, "d_reg_every": 16}
+    with pytest.raises(IncompatibleStackError, match="d_reg_every = 16") as info:
+        Pipeline.from_spec({**base, "backbone": sg2, "methods": [{"name": "r1", "every": 4}]})
+    assert "r1 every = 16" in info.value.paragraph()
+    Pipeline.from_spec({**base, "backbone": sg2, "methods": [{"name": "r1", "every": 16}]})
+    # other backbones declare no interval: any every is fine
+    Pipeline.from_spec({**base, "backbone": {"name": "dcgan", "width": 4},
+                        "methods": [{"name": "r1", "every": 4}]})
+
+
+def test_fir_resampling_is_the_1331_filter():
+    from gantk_plugins.backbones.stylegan2_layers import downsample2x, upsample2x
+
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 3, 3] = 1.0
+    # down: the impulse response is the normalised filter sampled at every second pixel
+    down = downsample2x(x)
+    assert down.shape == (1, 1, 4, 4)
+    torch.testing.assert_close(down[0, 0, 1:3, 1:3], torch.tensor([[9.0, 3.0], [3.0, 1.0]]) / 64)
+    assert down.sum() == pytest.approx(16 / 64)  # the taps that land on even pixels
+    assert downsample2x(torch.ones(1, 2, 8, 8))[:, :, 1:-1, 1:-1].allclose(torch.ones(1, 2, 2, 2))
+    # up: gain 4 keeps a constant; inside the border the polyphase taps (1/4, 3/4) equal bilinear
+    up = upsample2x(torch.ones(1, 2, 4, 4))
+    assert up.shape == (1, 2, 8, 8) and up[:, :, 1:-1, 1:-1].allclose(torch.ones(1, 2, 6, 6))
+    r = torch.randn(1, 1, 6, 6)
+    torch.testing.assert_close(upsample2x(r)[..., 1:-1, 1:-1], upsample2x(r, "bilinear")[..., 1:-1, 1:-1])
+    # the two modes differ downwards (a 4-tap filter against a 2x2 box)
+    assert not torch.allclose(downsample2x(r), downsample2x(r, "bilinear"))
+
+
+@pytest.mark.parametrize("resample", ["blur", "bilinear"])
+def test_stylegan2_resampling_modes_build_and_run(resample):
+    bb = make("stylegan2", resample=resample)
+    assert bb.generator.convs[0].conv.resample == resample
+    img = bb.generator(bb.sample_latent(4))
+    assert img.shape == (4, 1, 16, 16)
+    assert bb.discriminator(img).shape == (4,)
 
 
 # ----------------------------------------------------------------------------------- examples

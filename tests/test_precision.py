@@ -109,6 +109,9 @@ def test_path_length_under_autocast_stays_close_to_fp32(mode):
 
 @pytest.mark.parametrize("mode", ["bf16", "fp16"])
 def test_ifgsm_search_under_autocast_moves_z_like_fp32(mode, digits_spec):
+    # PyTorch's init: under DCGAN's N(0, 0.02) a width-4 D is flat after 2 steps (L_G = ln 2 to
+    # float precision), so one search step could not show a decrease in either precision
+    digits_spec["backbone"]["init"] = "pytorch"
     pipe = Pipeline.from_spec(digits_spec, device="cpu")
     bb, loss = pipe.backbone, pipe.loss
     pipe.train(steps=2, progress=False)

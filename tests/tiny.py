@@ -9,7 +9,8 @@ TINY_BACKBONES: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": [16, 16]},
     "dcgan": {"width": 4, "latent_dim": 8},
     "resnet": {"g_channels": 16, "d_channels": 8, "latent_dim": 8},
-    "stylegan2": {"latent_dim": 8, "style_dim": 8, "n_mlp": 2, "channel_base": 64, "channel_max": 8},
+    "stylegan2": {"latent_dim": 8, "style_dim": 8, "n_mlp": 2, "channel_base": 64, "channel_max": 8,
+                  "d_reg_every": 1},  # r1's default every = 1
     "autoencoder": {"width": 4, "latent_dim": 8, "hidden": [16]},
 }
 POINTS_DATA = {"name": "ring", "per_mode": 32}

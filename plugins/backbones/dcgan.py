@@ -1,7 +1,13 @@
-"""The DCGAN nets of the AdvLatGAN paper: 32 px (Tables 15-16) and 48 px (Tables 19-20).
+"""DCGAN (Radford et al. 2016) and the nets of the AdvLatGAN paper: 32 px (Tables 15-16), 48 px
+(Tables 19-20).
 
-G: z -> ConvTranspose to (R/16)^2 x 16w, then four stride-2 ConvTranspose layers with BatchNorm and
-ReLU up to R x R x C with Tanh (w = ``width`` = 64 gives the tables' 1024-512-256-128 channels).
+G, ``layout = "standard"`` (the default): z -> ConvTranspose to a 4x4 map (3x3 at 48 px) with
+2^n w channels, then n stride-2 ConvTranspose layers with BatchNorm and ReLU (channels halving down
+to 2w) up to R x R x C with Tanh: 16 px has two upsamplings, 32 px three, 48 and 64 px four (the
+64 px net is Radford et al.'s 1024-512-256-128 with w = 64).
+G, ``layout = "tables"``: the AdvLatGAN tables: z -> ConvTranspose to (R/16)^2 x 16w, then always
+four upsamplings (2x2 start at 32 px, 3x3 at 48 px). Cut down to 16 px this starts from a 1x1 map,
+which trains much worse than the standard net (docs/backbones.md); it stays for the paper runs.
 D: four stride-2 convolutions (w, 2w, 4w, 8w channels) with LeakyReLU(0.2) followed by BatchNorm
 from the second layer on (the tables put BN after the activation; skipped on a 1x1 map, i.e. the
 last layer at 16 px, where it would erase every difference between the real and the fake batch),
@@ -37,6 +43,13 @@ class DCGANParams(BaseModel):
     width: int = Field(64, ge=1, le=256, description="base channel width w (G: 16w..2w, D: w..8w)")
     prior: str = Field("normal", pattern="^(normal|uniform)$", description="latent prior")
     spectral_norm: bool = Field(False, description="spectral normalisation on D's layers")
+    layout: str = Field("standard", pattern="^(standard|tables)$",
+                        description="G's layout: standard (4x4 start, one upsampling per doubling: "
+                                    "2 at 16 px, 3 at 32 px) or tables (AdvLatGAN Tables 15-16/19-20: "
+                                    "(R/16)^2 start and four upsamplings)")
+    init: str = Field("dcgan", pattern="^(dcgan|pytorch)$",
+                      description="weight init: dcgan (N(0, 0.02) weights, BN gains N(1, 0.02), zero "
+                                  "biases, as Radford et al.) or pytorch (the layers' own defaults)")
     batch_norm: bool = Field(True, description="BatchNorm in G and D as in Tables 15-16")
     weight_norm: bool = Field(False, description="weight normalisation with TPReLU activations on "
                                                  "every layer of G and D, as in the LIS paper's nets "
@@ -56,12 +69,44 @@ class DCGANParams(BaseModel):
         return self
 
 
+def generator_upsamplings(resolution: int, layout: str) -> int:
+    """How many stride-2 layers G has: four in the tables' layout; in the standard layout as many
+    as take a 3-5 px start map to ``resolution`` (16 px: 2, 32 px: 3, 48 and 64 px: 4)."""
+
+    if layout == "tables":
+        return 4
+    n = 0
+    while resolution % 2 ** (n + 1) == 0 and resolution // 2 ** (n + 1) >= 3:
+        n += 1
+    return n
+
+
+@torch.no_grad()
+def dcgan_init(net: nn.Module) -> None:
+    """Radford et al.'s init: conv/linear weights N(0, 0.02), BN gains N(1, 0.02), biases 0.
+    Layers under weight or spectral normalisation keep their own init (their scale is normalised
+    away and weight norm's gain is computed from the initial weight)."""
+
+    for m in net.modules():
+        if getattr(m, "parametrizations", None) is not None:
+            continue
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, *, latent_dim: int, channels: int, resolution: int, width: int,
-                 batch_norm: bool, weight_norm: bool = False, num_classes: int | None = None) -> None:
+                 batch_norm: bool, weight_norm: bool = False, num_classes: int | None = None,
+                 layout: str = "standard") -> None:
         super().__init__()
-        start = resolution // 16
-        chans = [16 * width, 8 * width, 4 * width, 2 * width]
+        n_up = generator_upsamplings(resolution, layout)
+        start = resolution // 2 ** n_up
+        chans = [2 ** (n_up - i) * width for i in range(n_up)]  # 2^n w ... 2w
         self.num_classes = num_classes
         # conditional BN carries the label; a G without BN gets it concatenated to z (Mirza & Osindero)
         self.embed = nn.Embedding(num_classes, latent_dim) if num_classes and not batch_norm else None
@@ -134,12 +179,15 @@ class DCGANBackbone(Backbone):
         self.generator = DCGANGenerator(latent_dim=params.latent_dim, channels=channels,
                                         resolution=self.resolution, width=params.width,
                                         batch_norm=params.batch_norm, weight_norm=params.weight_norm,
-                                        num_classes=self.num_classes)
+                                        num_classes=self.num_classes, layout=params.layout)
         self.discriminator = DCGANDiscriminator(channels=channels, resolution=self.resolution,
                                                 width=params.width, batch_norm=params.batch_norm,
                                                 spectral_norm=params.spectral_norm,
                                                 weight_norm=params.weight_norm,
                                                 num_classes=self.num_classes)
+        if params.init == "dcgan":
+            dcgan_init(self.generator)
+            dcgan_init(self.discriminator)
 
     def make_encoder(self, out_dim: int, *, width: int | None = None, **kwargs) -> nn.Module:
         """D's architecture with an ``out_dim``-wide linear output and no spectral norm (an encoder
@@ -149,6 +197,8 @@ class DCGANBackbone(Backbone):
                                  width=width or self.params.width, batch_norm=self.params.batch_norm,
                                  spectral_norm=False, weight_norm=self.params.weight_norm,
                                  out_dim=out_dim)
+        if self.params.init == "dcgan":
+            dcgan_init(net)
         return _Encoder(net)
 
 

@@ -10,7 +10,7 @@ conv, and two equalised linear layers. D's features are the output of the first 
 Training-side pieces: style mixing (in training mode, with probability ``mixing_prob`` a second z
 takes over from a random layer on), the running mean of w (``w_avg``, decay 0.995) for the
 truncation trick (``truncation_psi``, applied in eval mode only), the optimiser settings of the
-paper with lazy-regularisation rescaling (``optimizer_overrides``), the mapping network's lr
+paper (optionally with the lazy-regularisation rescaling, ``optimizer_overrides``), the mapping network's lr
 multiplier (``g_param_groups``). The path-length regulariser is ``path_length`` in
 stylegan2_reg.py; lazy R1 is the ``r1`` regulariser with ``every = 16``; the trainer keeps the EMA
 of G when ``train.ema_decay > 0``.
@@ -54,10 +54,17 @@ class StyleGAN2Params(BaseModel):
     mbstd_features: int = Field(1, ge=1, le=64, description="minibatch-stddev feature maps")
     betas: tuple[float, float] = Field((0.0, 0.99), description="Adam betas of G and D before the "
                                        "lazy rescaling (the paper's; they replace train.betas)")
-    g_reg_every: int = Field(4, ge=0, description="interval of G's lazy regulariser (path_length.every); "
-                             "lr and betas are rescaled by c = N/(N+1); 0: no rescaling")
-    d_reg_every: int = Field(16, ge=0, description="interval of D's lazy regulariser (r1.every); "
-                             "0: no rescaling")
+    g_reg_every: int = Field(4, ge=0, description="interval of G's lazy regulariser; must equal "
+                             "path_length.every (0: no interval is enforced)")
+    d_reg_every: int = Field(16, ge=0, description="interval of D's lazy regulariser; must equal "
+                             "r1.every (0: no interval is enforced)")
+    lazy_rescale: bool = Field(False, description="rescale lr by c = N/(N+1) and betas by ** c for the "
+                               "lazy intervals, as the originals do for their separate regularisation "
+                               "step; off by default because gantk adds the lazy terms to the ordinary "
+                               "step (docs/backbones.md has the measurement)")
+    resample: str = Field("blur", pattern="^(blur|bilinear)$",
+                          description="2x resampling: blur (the paper's [1,3,3,1] FIR filter) or "
+                                      "bilinear (bilinear up, 2x2 average-pool down; faster)")
     conditional: bool = Field(False, description="class-conditional: label embedding into the mapping "
                               "network, projection in D's epilogue")
 
@@ -102,9 +109,10 @@ class StyleGAN2Generator(nn.Module):
         self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList()
         for i in range(3, log_size + 1):
             res = 2**i
-            self.convs.append(StyledConv(ch[res // 2], ch[res], 3, style_dim=sd, upsample=True))
+            self.convs.append(StyledConv(ch[res // 2], ch[res], 3, style_dim=sd, upsample=True,
+                                         resample=params.resample))
             self.convs.append(StyledConv(ch[res], ch[res], 3, style_dim=sd))
-            self.to_rgbs.append(ToRGB(ch[res], img_channels, style_dim=sd))
+            self.to_rgbs.append(ToRGB(ch[res], img_channels, style_dim=sd, resample=params.resample))
         # one w per layer: conv1, to_rgb1, then (conv_up, conv, to_rgb) per resolution where the
         # to_rgb shares its index with the next level's upsampling conv
         self.num_ws = log_size * 2 - 2
@@ -169,7 +177,8 @@ class StyleGAN2Discriminator(Discriminator):
         super().__init__()
         log_size = int(math.log2(resolution))
         self.from_rgb = ConvLayer(img_channels, channels_at(resolution, params), 1)
-        self.blocks = nn.Sequential(*(DResBlock(channels_at(2**i, params), channels_at(2**(i - 1), params))
+        self.blocks = nn.Sequential(*(DResBlock(channels_at(2**i, params), channels_at(2**(i - 1), params),
+                                                resample=params.resample)
                                       for i in range(log_size, 2, -1)))
         ch4 = channels_at(4, params)
         self.mbstd_group = params.mbstd_group if mbstd_group is None else mbstd_group
@@ -261,14 +270,16 @@ class StyleGAN2Backbone(Backbone):
         return [{"params": rest, "lr": lr}, {"params": slow, "lr": lr * self.params.lr_mlp}]
 
     def optimizer_overrides(self) -> dict[str, dict[str, Any]]:
-        """The paper's Adam betas, and the rescaling for lazy regularisation: with a regulariser
-        every N steps, c = N / (N + 1), lr * c (``lr_scale``, applied to train.lr_g / lr_d) and
-        betas ** c (Karras et al. 2020, App. B; rosinality's train.py)."""
+        """The paper's Adam betas; with ``lazy_rescale`` also the originals' rescaling for a
+        separate regularisation step every N steps: c = N / (N + 1), lr * c (``lr_scale``, applied
+        to train.lr_g / lr_d) and betas ** c (Karras et al. 2020, App. B; rosinality's train.py).
+        gantk adds the lazy terms to the ordinary step, so there is no extra step to compensate
+        for and the default leaves lr and betas as set."""
 
         out = {}
         b1, b2 = self.params.betas
         for net, every in (("g", self.params.g_reg_every), ("d", self.params.d_reg_every)):
-            c = every / (every + 1) if every else 1.0
+            c = every / (every + 1) if every and self.params.lazy_rescale else 1.0
             out[net] = {"lr_scale": c, "betas": (b1**c, b2**c)}
         return out
 

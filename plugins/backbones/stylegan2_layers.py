@@ -8,8 +8,11 @@
   weights demodulated to unit L2 norm (``rsqrt(sum w'^2 + 1e-8)``), which replaces AdaIN's
   instance normalisation. Computed as conv(x * s, w) * d, the non-fused form, which equals the
   grouped convolution on modulated weights and runs as one ordinary convolution.
-* Upsampling is bilinear ``F.interpolate`` (the paper uses a [1,3,3,1] FIR filter through the custom
-  upfirdn2d op); downsampling in D is 2x2 average pooling.
+* Resampling (``resample``): ``"blur"`` (the default) is the paper's [1,3,3,1] FIR filter: 2x
+  upsampling by zero insertion and the filter with gain 4, 2x downsampling by the filter and taking
+  every second pixel, written with ordinary depthwise convolutions instead of the custom upfirdn2d
+  op (the same arithmetic, slower on GPUs). ``"bilinear"`` is bilinear ``F.interpolate`` up and
+  2x2 average pooling down: faster, slightly more aliasing.
 """
 
 from __future__ import annotations
@@ -30,8 +33,35 @@ def fused_leaky_relu(x: Tensor, bias: Tensor | None = None, *, slope: float = 0.
     return F.leaky_relu(x, slope) * gain
 
 
-def upsample2x(x: Tensor) -> Tensor:
-    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+RESAMPLE_MODES = ("blur", "bilinear")
+_FIR = (1.0, 3.0, 3.0, 1.0)
+
+
+def _fir_kernel(x: Tensor, gain: float) -> Tensor:
+    """The separable [1,3,3,1] filter, normalised to sum ``gain``, as a depthwise conv weight."""
+    k = torch.tensor(_FIR, device=x.device, dtype=x.dtype)
+    k2 = torch.outer(k, k)
+    k2 = k2 / k2.sum() * gain
+    return k2.expand(x.shape[1], 1, 4, 4)
+
+
+def upsample2x(x: Tensor, mode: str = "blur") -> Tensor:
+    """Double the side: zero insertion + [1,3,3,1] filter (gain 4, padding (2, 1) as upfirdn2d
+    with up = 2), or bilinear interpolation."""
+    if mode == "bilinear":
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    b, c, h, w = x.shape
+    up = x.new_zeros(b, c, 2 * h, 2 * w)
+    up[:, :, ::2, ::2] = x
+    return F.conv2d(F.pad(up, (2, 1, 2, 1)), _fir_kernel(x, 4.0), groups=c)
+
+
+def downsample2x(x: Tensor, mode: str = "blur") -> Tensor:
+    """Halve the side: [1,3,3,1] filter then every second pixel (upfirdn2d with down = 2,
+    padding 1), or 2x2 average pooling."""
+    if mode == "bilinear":
+        return F.avg_pool2d(x, 2)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1)), _fir_kernel(x, 1.0), stride=2, groups=x.shape[1])
 
 
 class EqualLinear(nn.Module):
@@ -74,18 +104,18 @@ class EqualConv2d(nn.Module):
 
 
 class ConvLayer(nn.Module):
-    """D's layer: optional 2x2 average-pool downsampling, equalised conv, fused leaky ReLU."""
+    """D's layer: optional 2x downsampling (see ``downsample2x``), equalised conv, fused leaky ReLU."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, *, downsample: bool = False,
-                 activate: bool = True, bias: bool = True) -> None:
+                 activate: bool = True, bias: bool = True, resample: str = "blur") -> None:
         super().__init__()
-        self.downsample, self.activate = downsample, activate
+        self.downsample, self.activate, self.resample = downsample, activate, resample
         self.conv = EqualConv2d(in_ch, out_ch, kernel, bias=bias and not activate)
         self.act_bias = nn.Parameter(torch.zeros(out_ch)) if bias and activate else None
 
     def forward(self, x: Tensor) -> Tensor:
         if self.downsample:
-            x = F.avg_pool2d(x, 2)
+            x = downsample2x(x, self.resample)
         x = self.conv(x)
         return fused_leaky_relu(x, self.act_bias) if self.activate else x
 
@@ -94,8 +124,10 @@ class ModulatedConv2d(nn.Module):
     """Modulated (and by default demodulated) convolution; ``upsample`` doubles the side first."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, *, style_dim: int,
-                 demodulate: bool = True, upsample: bool = False, eps: float = 1e-8) -> None:
+                 demodulate: bool = True, upsample: bool = False, eps: float = 1e-8,
+                 resample: str = "blur") -> None:
         super().__init__()
+        self.resample = resample
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.scale = 1 / math.sqrt(in_ch * kernel * kernel)
         # the affine map A from w to styles; bias 1 so that every style starts at 1
@@ -107,7 +139,7 @@ class ModulatedConv2d(nn.Module):
         s = self.modulation(w)  # (B, in)
         weight = self.weight * self.scale
         if self.upsample:
-            x = upsample2x(x)
+            x = upsample2x(x, self.resample)
         out = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)
         if self.demodulate:
             # sigma_j = sqrt(sum_{i,k} (s_i w_ijk)^2): the std of output j for unit-variance inputs
@@ -133,9 +165,11 @@ class NoiseInjection(nn.Module):
 class StyledConv(nn.Module):
     """Modulated conv, noise, bias and fused leaky ReLU: one layer of the synthesis network."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, *, style_dim: int, upsample: bool = False) -> None:
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, *, style_dim: int, upsample: bool = False,
+                 resample: str = "blur") -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(in_ch, out_ch, kernel, style_dim=style_dim, upsample=upsample)
+        self.conv = ModulatedConv2d(in_ch, out_ch, kernel, style_dim=style_dim, upsample=upsample,
+                                    resample=resample)
         self.noise = NoiseInjection(out_ch)
         self.bias = nn.Parameter(torch.zeros(out_ch))
 
@@ -146,14 +180,15 @@ class StyledConv(nn.Module):
 class ToRGB(nn.Module):
     """A modulated 1x1 conv without demodulation; adds the upsampled skip from the coarser level."""
 
-    def __init__(self, in_ch: int, out_ch: int, *, style_dim: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, *, style_dim: int, resample: str = "blur") -> None:
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, out_ch, 1, style_dim=style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
+        self.resample = resample
 
     def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None) -> Tensor:
         out = self.conv(x, w) + self.bias
-        return out if skip is None else out + upsample2x(skip)
+        return out if skip is None else out + upsample2x(skip, self.resample)
 
 
 class PixelNorm(nn.Module):
@@ -167,11 +202,12 @@ class DResBlock(nn.Module):
     """D's residual block: conv3x3, downsample + conv3x3, with a downsampled 1x1 skip; the sum is
     scaled by 1/sqrt(2) so that the block keeps its input's variance."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, *, resample: str = "blur") -> None:
         super().__init__()
         self.conv1 = ConvLayer(in_ch, in_ch, 3)
-        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True)
-        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False, bias=False)
+        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, resample=resample)
+        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False, bias=False,
+                              resample=resample)
 
     def forward(self, x: Tensor) -> Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / SQRT2
