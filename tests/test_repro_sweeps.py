@@ -81,3 +81,14 @@ def test_sweep_scatter_draws_one_panel_per_cell(tmp_path, ring_spec):
 
     w, h = Image.open(png).size
     assert w > 1.8 * h  # two panels side by side
+
+
+def test_make_demo_runs_the_demo_sweep_and_readme_starts_with_it():
+    make = (ROOT / "Makefile").read_text()
+    recipe = make[make.index("\ndemo:"):make.index("\ntest:")]
+    assert "gantk sweep examples/sweeps/demo.toml" in recipe
+    assert "examples/sweep_scatter.py" in recipe
+    readme = (ROOT / "README.md").read_text()
+    first = readme[readme.index("```bash"):].splitlines()[1:3]
+    assert [line.split("#")[0].strip() for line in first] == ["make demo", "make test"]
+    assert "docs/reproduction.md" in readme
