@@ -105,7 +105,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            resolve_metric_names)
     from .pipeline import Pipeline
 
-    check_count(args.n, "--n", 1_000_000)
+    if args.n is not None:  # None: the data's default sample count (evaluate's)
+        check_count(args.n, "--n", 1_000_000)
     check_count(args.batch_size, "--batch-size", 65_536)
     manager = _manager(args)
     names = resolve_metric_names(args.metrics, registry=manager.registry) if args.metrics else None

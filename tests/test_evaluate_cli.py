@@ -285,6 +285,16 @@ def test_eval_command_matches_pipe_evaluate_and_is_recorded(ring_run, capsys):
     assert last["options"] == {"prdc": {"nearest_k": 3}} and last["metrics"] == ["prdc"]
 
 
+def test_eval_without_n_uses_the_data_default(ring_run, capsys):
+    from gantk.cli import main
+
+    assert main(["eval", str(ring_run), "--metrics", "modes", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert 0 <= printed["modes_covered"] <= 8
+    last = json.loads((ring_run / "eval.jsonl").read_text().splitlines()[-1])
+    assert last["source"] == "gantk eval" and last["n"] == 10_000
+
+
 def test_eval_and_plot_errors_and_plots(ring_run, tmp_path, capsys):
     from gantk.cli import main
 
