@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .errors import DataError
 from .interfaces import DataInfo
-from .streaming import ImageFiles
+from .streaming import ImageFiles, check_batch_size
 
 # ----------------------------------------------------------------------------- mixtures
 
@@ -297,10 +297,7 @@ class BatchStream:
 
     def __init__(self, x: Tensor, y: Tensor | None, *, batch_size: int, seed: int,
                  device: torch.device | str = "cpu", part: slice | None = None) -> None:
-        if len(x) < batch_size:
-            raise DataError(f"the data set has {len(x)} samples, fewer than one batch "
-                            f"({batch_size})", where="train.batch_size",
-                            fix=f"set train.batch_size <= {len(x)}.")
+        check_batch_size(len(x), batch_size)
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.device = torch.device(device)

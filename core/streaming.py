@@ -96,16 +96,20 @@ class _ShareSampler(Sampler[list[int]]):
             epoch, pos = epoch + 1, 0
 
 
+def check_batch_size(n: int, batch_size: int) -> None:
+    """A data set must hold at least one batch (no stream drops a whole epoch silently)."""
+    if n < batch_size:
+        raise DataError(f"the data set has {n} samples, fewer than one batch ({batch_size})",
+                        where="train.batch_size", fix=f"set train.batch_size <= {n}.")
+
+
 class LoaderStream:
     """Endless batches of uint8 images through a DataLoader; resumable like ``BatchStream``."""
 
     def __init__(self, x: Tensor | ImageFiles, y: Tensor | None, *, batch_size: int, seed: int,
                  device: torch.device | str = "cpu", part: slice | None = None,
                  workers: int = 0, xflip: bool = False, channels_last: bool = False) -> None:
-        if len(x) < batch_size:
-            raise DataError(f"the data set has {len(x)} samples, fewer than one batch "
-                            f"({batch_size})", where="train.batch_size",
-                            fix=f"set train.batch_size <= {len(x)}.")
+        check_batch_size(len(x), batch_size)
         self.data = _Pairs(x, y)
         self.labelled = y is not None
         self.batch_size, self.seed = batch_size, seed

@@ -265,8 +265,8 @@ def digits_data(data_name: str | None, info: Any) -> bool:
 
 
 def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "auto",
-                       inception: str | os.PathLike | None = None, device: Any = "cpu",
-                       inception_sha256: str | None = None) -> tuple[FeatureNet, str | None]:
+                       inception: str | os.PathLike | None = None,
+                       device: Any = "cpu") -> tuple[FeatureNet, str | None]:
     """The net for FID/KID/PRDC/JSD/IS on this data, and a note when a fallback was taken.
 
     ``feature_net``: ``"auto"`` (points: raw; images: Inception when its weights are named,
@@ -291,7 +291,7 @@ def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "
             raise MetricError(f"the {feature_net} classifier takes 1 or 3 channels, the data has "
                               f"{channels}", where="feature_net", fix="use inception.")
         return DigitsFeatures(channels, device, feature_net), None
-    weights = find_inception_weights(inception, sha256=inception_sha256)
+    weights = find_inception_weights(inception)
     if weights is not None:
         return InceptionFeatures(weights, device), None
     if feature_net == "inception":
