@@ -17,7 +17,7 @@ import torch
 
 from gantk import IncompatibleStackError, Pipeline, get_registry
 from gantk.registry import STACKABLE
-from tiny import tiny_spec
+from tiny import TEST_DEVICE, tiny_spec
 
 pytestmark = pytest.mark.matrix
 
@@ -35,7 +35,7 @@ METHODS = ["none", *_registry.names(STACKABLE)]
 
 def _spec(backbone: str, method: str) -> dict:
     methods = [] if method == "none" else [{"name": method, **TINY_METHODS.get(method, {})}]
-    spec = tiny_spec(backbone, methods, device="cpu", log_every=1)
+    spec = tiny_spec(backbone, methods, device=TEST_DEVICE, log_every=1)
     entry = _registry.entries.get(method)
     fields = _registry.entries[backbone].params.model_fields
     if entry is not None and entry.needs & {"labels", "conditional"} and "conditional" in fields:

@@ -316,3 +316,41 @@ def test_classifier_reads_stacked_digits_per_channel():
     assert clf.predict(stacked).tolist() == y[idx].tolist()
     with pytest.raises(ValueError):
         clf.run(torch.zeros(2, 2, 8, 8))
+
+
+# ---------------------------------------------------------------------------- confidence
+
+
+def test_confidence_known_values_and_stacked_channels():
+    from gantk.metrics.confidence import confidence
+
+    flat = np.array([[0.95, 0.05], [0.6, 0.4], [0.9, 0.1], [0.2, 0.8]])
+    assert confidence(flat) == pytest.approx({"confident_share": 0.5, "mean_confidence": 0.8125})
+    assert confidence(flat, threshold=0.8)["confident_share"] == 0.75
+    # stacked: a sample is as sure as its least sure channel
+    stacked = np.stack([flat, flat[::-1]], axis=1)  # channel 1 reversed
+    assert confidence(stacked)["mean_confidence"] == pytest.approx((0.8 + 0.6 + 0.6 + 0.8) / 4)
+    assert confidence(stacked)["confident_share"] == 0.0
+    with pytest.raises(MetricError):
+        confidence(np.zeros((0, 10)))
+
+
+def test_confidence_separates_real_digits_from_overlaid_pairs():
+    from gantk.metrics.base import FeatureSet
+    from gantk.metrics.confidence import Confidence
+
+    x, y = dc.load_digits_arrays()
+    clf = dc.load_digits_classifier()
+    real = torch.from_numpy(x[:400])
+    first = torch.from_numpy(x[:400][y[:400] == 1][:100])
+    other = torch.from_numpy(x[:400][y[:400] == 8][:100])
+    n = min(len(first), len(other))
+    blend = 0.5 * (first[:n] + other[:n])  # a 1 drawn over an 8: no single class fits
+    probs = {name: clf.run(imgs)[1].softmax(-1).numpy() for name, imgs in
+             (("real", real), ("blend", blend))}
+    metric = Confidence()
+    out = metric(FeatureSet(digit_probs=probs["real"]), FeatureSet(digit_probs=probs["blend"]),
+                 info=None)
+    assert out["confident_share_real"] >= 0.9
+    assert out["confident_share"] <= out["confident_share_real"] - 0.3
+    assert out["mean_confidence"] < 0.9

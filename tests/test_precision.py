@@ -13,13 +13,13 @@ from gantk.precision import Precision, float32_under_fp16
 from gantk_plugins.advlat.search import ifgsm
 from gantk_plugins.backbones.stylegan2_reg import path_lengths
 from gantk_plugins.losses import gradient_penalty, r1_penalty
-from tiny import tiny_spec
+from tiny import TEST_DEVICE, tiny_spec
 
 
 def _train(spec: dict, precision: str, steps: int, **train):
     spec = copy.deepcopy(spec)
-    spec["train"].update(steps=steps, precision=precision, device="cpu", **train)
-    pipe = Pipeline.from_spec(spec, device="cpu")
+    spec["train"].update(steps=steps, precision=precision, device=TEST_DEVICE, **train)
+    pipe = Pipeline.from_spec(spec, device=TEST_DEVICE)
     dtypes = []
     layer = next(m for m in pipe.backbone.discriminator.modules()
                  if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))  # D's first layer
@@ -58,7 +58,7 @@ def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 def _penalty_and_grads(fn, params, precision: str):
     torch.manual_seed(5)
-    with Precision(precision, torch.device("cpu")).autocast():
+    with Precision(precision, torch.device(TEST_DEVICE)).autocast():
         value = fn()
     grads = torch.autograd.grad(value, params, allow_unused=True)
     return float(value.detach()), [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
@@ -75,9 +75,9 @@ def _assert_close_to_fp32(fn, params, mode: str, *, cosine: float) -> None:
 @pytest.mark.parametrize("mode", ["bf16", "fp16"])
 @pytest.mark.parametrize("name", ["gp", "r1"])
 def test_double_backward_penalties_under_autocast_stay_close_to_fp32(name, mode, digits_spec):
-    pipe = Pipeline.from_spec(digits_spec, device="cpu")
+    pipe = Pipeline.from_spec(digits_spec, device=TEST_DEVICE)
     D = pipe.backbone.discriminator
-    real = pipe.real_data()[0][:16]
+    real = pipe.real_data()[0][:16].to(pipe.device)
     torch.manual_seed(1)
     fake = pipe.sample(16)
     if name == "gp":
@@ -94,7 +94,7 @@ def test_double_backward_penalties_under_autocast_stay_close_to_fp32(name, mode,
 @pytest.mark.parametrize("mode", ["bf16", "fp16"])
 def test_path_length_under_autocast_stays_close_to_fp32(mode):
     spec = tiny_spec("stylegan2", [])
-    pipe = Pipeline.from_spec(spec, device="cpu")
+    pipe = Pipeline.from_spec(spec, device=TEST_DEVICE)
     G = pipe.backbone.generator
     torch.manual_seed(2)
     z = pipe.backbone.sample_latent(8)
@@ -112,7 +112,7 @@ def test_ifgsm_search_under_autocast_moves_z_like_fp32(mode, digits_spec):
     # PyTorch's init: under DCGAN's N(0, 0.02) a width-4 D is flat after 2 steps (L_G = ln 2 to
     # float precision), so one search step could not show a decrease in either precision
     digits_spec["backbone"]["init"] = "pytorch"
-    pipe = Pipeline.from_spec(digits_spec, device="cpu")
+    pipe = Pipeline.from_spec(digits_spec, device=TEST_DEVICE)
     bb, loss = pipe.backbone, pipe.loss
     pipe.train(steps=2, progress=False)
     torch.manual_seed(0)
@@ -123,7 +123,7 @@ def test_ifgsm_search_under_autocast_moves_z_like_fp32(mode, digits_spec):
 
     def search(precision: str):
         bb.eval()
-        with Precision(precision, torch.device("cpu")).autocast():
+        with Precision(precision, torch.device(TEST_DEVICE)).autocast():
             return ifgsm(z0, objective, steps=1, step_size=0.01)
 
     z32, z16 = search("fp32"), search(mode)
@@ -151,7 +151,7 @@ def test_compile_trains_and_refuses_double_backward_clearly(digits_spec):
     _, logs, _, _ = _train(digits_spec, "fp32", steps=2)
     pipe, logs_c, _, _ = _train(digits_spec, "fp32", steps=2, compile=True)
     assert set(pipe.backbone.state_dict()) == set(  # names unchanged: checkpoints load
-        Pipeline.from_spec(digits_spec, device="cpu").backbone.state_dict())
+        Pipeline.from_spec(digits_spec, device=TEST_DEVICE).backbone.state_dict())
     for key, value in logs.items():
         assert logs_c[key] == pytest.approx(value, rel=1e-3), key
     spec = copy.deepcopy(digits_spec)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+#: where the device-sensitive tests (the matrix, precision) run: cpu unless GANTK_TEST_DEVICE says
+#: otherwise, e.g. ``GANTK_TEST_DEVICE=cuda pytest tests/test_matrix.py tests/test_precision.py``
+TEST_DEVICE = os.environ.get("GANTK_TEST_DEVICE", "cpu")
 
 #: tiny options for the first-party backbones; a backbone not listed here gets its defaults
 TINY_BACKBONES: dict[str, dict[str, Any]] = {

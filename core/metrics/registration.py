@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..hookspecs import hookimpl
 from .fid import FID, KID, FIDParams, InceptionScore, ISParams, KIDParams
+from .confidence import Confidence, ConfidenceParams
 from .jsd import JSD, JSDParams
 from .modes import Modes, ModesParams
 from .prdc import PRDC, PRDCParams
@@ -57,3 +58,11 @@ def gantk_register(register) -> None:  # noqa: ANN001 - pluggy passes a Registra
                 "stacked digits / stacked_mnist5k: modes covered of 1000 and KL to uniform via the "
                 "digits / gantk-mnist-classifier-v1 classifier (26,000 samples by default).",
         paper="Metz et al. 2017; Srivastava et al. 2017 (VEEGAN); Lin et al. 2018 (PacGAN)")
+    register.metric(
+        "confidence", Confidence, params=ConfidenceParams,
+        title="Classifier confidence",
+        summary="Share of samples the shipped digit classifier assigns to one class with "
+                "probability >= threshold (0.9; every channel for stacked digits), beside the "
+                "same share on real images; gantk's proxy for AdvLatGAN's and LIS's 'low-quality' "
+                "/ 'artifact' samples (higher is better).",
+        paper="gantk's operationalisation of AdvLatGAN App. E.4 and LIS's artifact claim")
