@@ -391,9 +391,9 @@ def _report(exc: BaseException, command: str) -> int:
         say("stopped:", "yellow", exc.paragraph())
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
-        say("interrupted:", "yellow", f"`{command}` stopped by Ctrl-C. Files gantk writes are "
-            "replaced atomically, so nothing is half-written and the newest checkpoint of a run "
-            "directory is intact; run the same command again to go on.")
+        say("interrupted:", "yellow", f"`{command}` stopped by Ctrl-C or SIGTERM. Files gantk "
+            "writes are replaced atomically, so nothing is half-written and the newest checkpoint "
+            "of a run directory is intact; run the same command again to go on.")
         return 130
     if isinstance(exc, BrokenPipeError):  # `gantk list-plugins | head`: the reader has had enough
         import os

@@ -110,6 +110,13 @@ def _scale_out(pipe: Pipeline) -> None:
     if train.channels_last and pipe.data_info.kind == "image":
         precision.apply_memory_format(pipe.backbone)
     if train.compile:
+        twice = [p.entry.name for p in pipe.resolved.methods if "double_backward" in p.entry.provides]
+        if twice:  # refused up front: how PyTorch fails later differs by device and version
+            raise SpecError(f"torch.compile cannot differentiate a compiled network twice, and "
+                            f"{', '.join(twice)} in this stack do(es) (a penalty taken with "
+                            f"create_graph)", where="train.compile",
+                            fix="set train.compile = false for this stack, or drop "
+                                f"{', '.join(twice)}.")
         precision.compile_networks(pipe.backbone)
 
 

@@ -79,7 +79,7 @@ def test_double_backward_penalties_under_autocast_stay_close_to_fp32(name, mode,
     D = pipe.backbone.discriminator
     real = pipe.real_data()[0][:16].to(pipe.device)
     torch.manual_seed(1)
-    fake = pipe.sample(16)
+    fake = pipe.sample(16).to(pipe.device)  # samples come back on the CPU
     if name == "gp":
         def fn():
             return gradient_penalty(D, real, fake, None)
@@ -140,8 +140,10 @@ def test_channels_last_trains_to_the_same_losses(digits_spec):
     pipe, logs_cl, _, _ = _train(digits_spec, "fp32", steps=2, channels_last=True)
     conv = next(m for m in pipe.backbone.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # CUDA picks other conv algorithms per memory format (TF32 included): close, not equal
+    rel = 1e-4 if TEST_DEVICE == "cpu" else 5e-3
     for key, value in logs.items():
-        assert logs_cl[key] == pytest.approx(value, rel=1e-4), key
+        assert logs_cl[key] == pytest.approx(value, rel=rel), key
 
 
 @pytest.mark.slow
@@ -158,3 +160,18 @@ def test_compile_trains_and_refuses_double_backward_clearly(digits_spec):
     spec["stack"] += " + gp"
     with pytest.raises(SpecError, match="train.compile"):
         _train(spec, "fp32", steps=1, compile=True)
+
+
+@pytest.mark.parametrize("extra, named", [(" + gp", "gp"), (" + r1", "r1")])
+def test_compile_refuses_double_backward_penalties_before_building(extra, named, digits_spec):
+    # refused from the registry's declaration, before any compilation or training step: how
+    # PyTorch itself fails differs by device (CPU: "double backward"; CUDA under torch 2.11: an
+    # in-place modification error in the first backward)
+    from gantk.errors import SpecError
+
+    spec = copy.deepcopy(digits_spec)
+    spec["stack"] += extra
+    spec["train"]["compile"] = True
+    with pytest.raises(SpecError, match="train.compile") as info:
+        Pipeline.from_spec(spec, device=TEST_DEVICE)
+    assert named in str(info.value) and "compile = false" in info.value.paragraph()

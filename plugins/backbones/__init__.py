@@ -34,6 +34,7 @@ def gantk_register(register) -> None:
                       paper="ACL (Adversarial Code Learning), Sec. 4.1")
     register.regularizer("path_length", stylegan2_reg.build, params=stylegan2_reg.PathLengthParams,
                          check=stylegan2_reg.check, needs=["w_latents"],
+                         provides=["double_backward"],
                          summary="StyleGAN2's lazy path-length regulariser on G (needs "
                                  "backbone=stylegan2)",
                          paper="Karras et al. 2020, Sec. 3.2",
