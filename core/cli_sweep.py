@@ -37,6 +37,10 @@ def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true", help="validate and list the runs; run nothing")
     p.add_argument("--summary", action="store_true",
                    help="only rewrite the summary files from DIR")
+    p.add_argument("--step", type=int, metavar="N",
+                   help="with --summary: compare the runs at training step N, from the "
+                        "train.eval_every evaluations in their eval.jsonl (written as "
+                        "summary_stepN.*; unfinished runs count once past N)")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -70,8 +74,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for name, ov in sw.cells():
             console.print(f"  {name}: {' '.join(ov) or '(base stack)'}", markup=False)
         return 0
+    if args.step is not None and not args.summary:
+        raise SpecError("--step only applies to --summary", where="--step",
+                        fix="add --summary (the runs are compared from their eval.jsonl).")
     if args.summary:
-        summary = sw.summarize(args.out, manager=manager)
+        summary = sw.summarize(args.out, manager=manager, step=args.step)
     else:
         summary = sw.run(args.out, jobs=args.jobs, manager=manager,
                          on_event=lambda text: err_console.print(text, markup=False,

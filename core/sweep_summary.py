@@ -225,8 +225,8 @@ def write_figure(s: Summary, path: Path) -> Path | None:
                                    f"{s.baseline})")
 
 
-def write_all(s: Summary, out: Path) -> list[Path]:
+def write_all(s: Summary, out: Path, stem: str = "summary") -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    files = [write_markdown(s, out / "summary.md"), write_json(s, out / "summary.json"),
-             write_csv(s, out / "summary.csv"), write_figure(s, out / "summary.png")]
+    files = [write_markdown(s, out / f"{stem}.md"), write_json(s, out / f"{stem}.json"),
+             write_csv(s, out / f"{stem}.csv"), write_figure(s, out / f"{stem}.png")]
     return [f for f in files if f is not None]

@@ -257,8 +257,13 @@ class Sweep:
         run_all(runs, launcher, on_event=on_event or (lambda text: None))
         return self.summarize(out, manager=manager)
 
-    def summarize(self, out: str | Path, *, manager: Any = None) -> Summary:
-        """The table from what is on disk under ``out`` (also after a partial run)."""
+    def summarize(self, out: str | Path, *, manager: Any = None, step: int | None = None
+                  ) -> Summary:
+        """The table from what is on disk under ``out`` (also after a partial run).
+
+        With ``step``, the table compares the runs at that training step instead, from the
+        evaluations ``train.eval_every`` appended to each run's ``eval.jsonl`` (unfinished runs
+        count once they passed the step), and is written as ``summary_stepN.*``."""
 
         from .evaluate import _directions
         from .plugins import get_plugin_manager
@@ -268,16 +273,37 @@ class Sweep:
         directions = {k: d for k, (_, d) in _directions(manager.registry).items() if d}
         records = []
         for r in self.runs(out):
-            if r.finished:
+            if step is not None:
+                found = _eval_at_step(r.dir / "eval.jsonl", step)
+                if found is not None:
+                    records.append({"cell": r.cell, "seed": r.seed, "result": found})
+            elif r.finished:
                 records.append({"cell": r.cell, "seed": r.seed,
                                 "result": json.loads((r.dir / RESULT_FILE).read_text())})
             elif (r.dir / ERROR_FILE).is_file():
                 records.append({"cell": r.cell, "seed": r.seed,
                                 "error": (r.dir / ERROR_FILE).read_text().strip()})
-        summary = summarize(self.spec.name, self.cells(), list(self.spec.seeds), self.baseline,
+        name = self.spec.name if step is None else f"{self.spec.name} (at step {step})"
+        summary = summarize(name, self.cells(), list(self.spec.seeds), self.baseline,
                             records, directions=directions)
-        write_all(summary, out)
+        write_all(summary, out, "summary" if step is None else f"summary_step{step}")
         return summary
+
+
+def _eval_at_step(path: Path, step: int) -> dict[str, Any] | None:
+    """The last evaluation recorded at ``step`` in a run's ``eval.jsonl`` (None: none yet)."""
+
+    if not path.is_file():
+        return None
+    found = None
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line torn by a kill: the appender's next line is whole
+            continue
+        if isinstance(rec, dict) and rec.get("step") == step:
+            found = rec
+    return found
 
 
 def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Path:

@@ -80,6 +80,30 @@ def test_validation_names_every_bad_cell_before_anything_runs(tmp_path):
         Sweep.from_dict(sweep_dict(eval={"metrics": ["fidd"]})).validate()
 
 
+def test_summary_at_a_step_reads_the_runs_eval_logs(tmp_path):
+    # interrupted runs still compare at a step every run has passed (what train.eval_every wrote)
+    sw = Sweep.from_dict(sweep_dict(axes={"method": {"plain": [], "msgan": [
+        'stack="backbone=mlp + loss=ns + data=ring + msgan"']}}))
+    high = {("method=plain", 0): 4.0, ("method=plain", 1): 6.0, ("method=plain", 2): 5.0,
+            ("method=msgan", 0): 1.0, ("method=msgan", 1): 2.0}  # msgan seed 2: not there yet
+    for r in sw.runs(tmp_path):
+        r.dir.mkdir(parents=True)
+        if (r.cell, r.seed) not in high:
+            continue
+        lines = [{"step": 500, "high_quality": 0.0},
+                 {"step": 1000, "high_quality": 99.0},  # superseded by the later record
+                 {"step": 1000, "high_quality": high[(r.cell, r.seed)]}]
+        (r.dir / "eval.jsonl").write_text("\n".join(map(json.dumps, lines)) + '\n{"step": 10')
+    s = sw.summarize(tmp_path, step=1000)
+    plain, msgan = s.row("method=plain").stats, s.row("method=msgan").stats
+    assert plain["high_quality"]["mean"] == pytest.approx(5.0)
+    assert plain["high_quality"]["std"] == pytest.approx(1.0)
+    assert msgan["high_quality"]["n"] == 2 and msgan["high_quality"]["diff"] == pytest.approx(-3.5)
+    assert "at step 1000" in s.name
+    assert (tmp_path / "summary_step1000.md").is_file() and not (tmp_path / "summary.md").exists()
+    assert sw.summarize(tmp_path, step=700).row("method=plain").stats == {}
+
+
 def test_mean_std_arithmetic_on_a_fake_metric():
     cells = [("a", []), ("b", []), ("c", [])]
     results = [{"cell": "a", "seed": s, "result": {"score": v, "n": 10, "feature_space": "raw"}}
