@@ -19,6 +19,7 @@ from torch import Tensor
 
 from . import build as _build
 from . import distributed
+from . import ema as _ema
 from .checkpoint import Checkpoint, save_checkpoint
 from .errors import CheckpointError, GantkError, SpecError
 from .interfaces import Component, LatentTransform, StepContext
@@ -26,7 +27,7 @@ from .plugins import PluginManager, get_plugin_manager
 from .provenance import install_hint
 from .provenance import record as provenance_record
 from .spec import ComponentSpec, StackSpec, parse_spec
-from .trainer import Trainer, apply_transforms, make_ema
+from .trainer import Trainer, apply_transforms
 
 
 def resolve_device(name: str) -> torch.device:
@@ -139,7 +140,7 @@ class Pipeline:
         self.components: list[Component] = _build.build_components(
             self.resolved, self.backbone, self.loss, self.device)
         _scale_out(self)
-        self.ema = make_ema(self.backbone.generator) if self.spec.train.ema_decay > 0 else None
+        self.ema = _ema.make(self.backbone.generator) if _ema.enabled(self.spec.train) else None
         self.world = distributed.World(self.device, self.spec.seed)  # after every random init
         self.step = 0
         self.run_dir: Path | None = None
