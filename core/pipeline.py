@@ -232,7 +232,8 @@ class Pipeline:
 
         Everything is checked before anything is changed. With ``fork`` this stack's train.*
         settings win over the stored optimiser hyper-parameters (learning rates, betas, weight
-        decay); a different optimiser type starts with fresh optimiser state."""
+        decay); a different optimiser type starts with fresh optimiser state, and an EMA the
+        checkpoint lacks starts as a copy of the loaded G."""
         ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint(ckpt)
         stored = ckpt.spec
         mine = self.spec.to_dict()
@@ -251,8 +252,12 @@ class Pipeline:
             for name, opt in self.trainer.optimizers.items():
                 if same_optim or not fork:
                     ckpt.check_optimizer(name, opt)
+        fresh_ema = fork and self.ema is not None and not ckpt.module_state("ema")
         for name, module in self.modules().items():
-            ckpt.load_module(name, module)
+            if not (name == "ema" and fresh_ema):
+                ckpt.load_module(name, module)
+        if fresh_ema:  # a fork that turns the EMA on: it starts as a copy of the loaded G
+            self.ema.load_state_dict(self.backbone.generator.state_dict())
         self.step = ckpt.step
         if optimizers:
             for name, opt in self.trainer.optimizers.items():

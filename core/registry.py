@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ class Entry:
             "provides": sorted(self.provides),
             "conflicts": sorted(self.conflicts),
             "cost": self.cost,
+            **({"ema": asdict(self.ema)} if self.ema is not None else {}),
             "status": "ok",
         }
 

@@ -118,6 +118,10 @@ def test_check_and_run_directory_show_the_ema_used(cli, tmp_path):
     assert stored["ema_halflife_kimg"] == 2.5 and stored["ema_rampup"] == 0.05  # batch 8
     assert "ema_halflife_kimg = 2.5" in (run / "spec.toml").read_text()
     assert describe(TrainSpec.model_validate(stored)) == "EMA of G: half-life 2.5 kimg, ramp-up 0.05"
+    code, out, _ = cli("list-plugins", "--json")  # the family's declaration, with its source
+    row = next(r for r in json.loads(out) if r["name"] == "stylegan2")
+    assert row["ema"]["halflife_kimg_per_batch"] == 10 / 32 and "NVlabs" in row["ema"]["source"]
+    assert "ema" not in next(r for r in json.loads(out) if r["name"] == "dcgan")
 
 
 class _FamilyWithEma:
@@ -174,3 +178,15 @@ def test_resume_keeps_the_default_ema_exactly(tmp_path):
         assert Pipeline.load(full).spec.train.ema_halflife_kimg == 2.5
     finally:
         entry.ema = old
+
+
+def test_a_fork_of_a_run_without_ema_starts_the_default_ema_from_the_loaded_g(tmp_path):
+    """An older stylegan2 run (EMA off) forked under today's default: the EMA begins as G."""
+    old = tmp_path / "old"
+    Pipeline.from_spec(tiny_spec("stylegan2", [], ema_decay=0.0)).train(out=old, progress=False)
+    new = Pipeline.from_spec(tiny_spec("stylegan2", [], steps=2))
+    new.train(out=tmp_path / "new", progress=False, fork_from=old)
+    assert new.step == 2 and new.ema is not None  # nothing left to train: the fork point itself
+    for (k, v), (_, w) in zip(new.ema.state_dict().items(),
+                              new.backbone.generator.state_dict().items()):
+        assert torch.equal(v, w), k
