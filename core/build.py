@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
+from . import ema
 from .errors import GantkError, IncompatibleStackError, SpecError
 from .interfaces import Backbone, BuildContext, Component, DataInfo, Loss
 from .registry import STACKABLE, Entry, Registry
@@ -43,7 +44,7 @@ class Part:
 
 @dataclass
 class Resolved:
-    spec: StackSpec  # every default filled in
+    spec: StackSpec  # every default filled in, the backbone family's EMA included
     data: Part
     data_info: DataInfo
     backbone: Part
@@ -88,7 +89,7 @@ def resolve(spec: StackSpec, registry: Registry) -> Resolved:
             methods.append(part)
     for i, name in enumerate(spec.train.loggers):
         registry.get(name, "logger", where=f"train.loggers[{i}]")
-    full = StackSpec(seed=spec.seed, train=spec.train,
+    full = StackSpec(seed=spec.seed, train=ema.resolve(spec.train, backbone.entry.ema),
                      data=ComponentSpec(name=data.entry.name, **data.options),
                      backbone=ComponentSpec(name=backbone.entry.name, **backbone.options),
                      loss=ComponentSpec(name=loss.entry.name, **loss.options),

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from . import build as _build
 from . import distributed
+from . import ema as _ema
 from .checkpoint import Checkpoint, save_checkpoint
 from .errors import CheckpointError, GantkError, SpecError
 from .interfaces import Component, LatentTransform, StepContext
@@ -26,7 +27,7 @@ from .plugins import PluginManager, get_plugin_manager
 from .provenance import install_hint
 from .provenance import record as provenance_record
 from .spec import ComponentSpec, StackSpec, parse_spec
-from .trainer import Trainer, apply_transforms, make_ema
+from .trainer import Trainer, apply_transforms
 
 
 def resolve_device(name: str) -> torch.device:
@@ -139,7 +140,7 @@ class Pipeline:
         self.components: list[Component] = _build.build_components(
             self.resolved, self.backbone, self.loss, self.device)
         _scale_out(self)
-        self.ema = make_ema(self.backbone.generator) if self.spec.train.ema_decay > 0 else None
+        self.ema = _ema.make(self.backbone.generator) if _ema.enabled(self.spec.train) else None
         self.world = distributed.World(self.device, self.spec.seed)  # after every random init
         self.step = 0
         self.run_dir: Path | None = None
@@ -231,7 +232,8 @@ class Pipeline:
 
         Everything is checked before anything is changed. With ``fork`` this stack's train.*
         settings win over the stored optimiser hyper-parameters (learning rates, betas, weight
-        decay); a different optimiser type starts with fresh optimiser state."""
+        decay); a different optimiser type starts with fresh optimiser state, and an EMA the
+        checkpoint lacks starts as a copy of the loaded G."""
         ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint(ckpt)
         stored = ckpt.spec
         mine = self.spec.to_dict()
@@ -250,8 +252,12 @@ class Pipeline:
             for name, opt in self.trainer.optimizers.items():
                 if same_optim or not fork:
                     ckpt.check_optimizer(name, opt)
+        fresh_ema = fork and self.ema is not None and not ckpt.module_state("ema")
         for name, module in self.modules().items():
-            ckpt.load_module(name, module)
+            if not (name == "ema" and fresh_ema):
+                ckpt.load_module(name, module)
+        if fresh_ema:  # a fork that turns the EMA on: it starts as a copy of the loaded G
+            self.ema.load_state_dict(self.backbone.generator.state_dict())
         self.step = ckpt.step
         if optimizers:
             for name, opt in self.trainer.optimizers.items():

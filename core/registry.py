@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .ema import EmaDefault
 from .errors import PluginError, SpecError, suggest
 
 KINDS = ("backbone", "loss", "latent_transform", "regularizer", "method", "dataset", "metric",
@@ -49,6 +50,7 @@ class Entry:
     defaults: dict[str, Any] = field(default_factory=dict)
     check: Callable[..., None] | None = None  # check(params, ctx) raises IncompatibleStackError
     info: Callable[..., Any] | None = None  # datasets: info(params) -> DataInfo
+    ema: EmaDefault | None = None  # backbones: the EMA of G the family's original uses
     extra: dict[str, Any] = field(default_factory=dict)
 
     def make_params(self, options: dict[str, Any], *, where: str) -> BaseModel:
@@ -74,6 +76,7 @@ class Entry:
             "provides": sorted(self.provides),
             "conflicts": sorted(self.conflicts),
             "cost": self.cost,
+            **({"ema": asdict(self.ema)} if self.ema is not None else {}),
             "status": "ok",
         }
 
@@ -244,7 +247,8 @@ KEYWORDS = ("params", "summary", "title", "paper", "needs", "provides", "conflic
 def check_keywords(kind: str, name: str, meta: dict[str, Any], *, plugin: str) -> None:
     """Refuse what ``Entry`` would choke on, in the plugin author's terms."""
 
-    allowed = KEYWORDS + (("info",) if kind == "dataset" else ())
+    allowed = KEYWORDS + (("info",) if kind == "dataset" else ()) + \
+        (("ema",) if kind == "backbone" else ())
     where = f"plugin {plugin!r}, register.{kind}({name!r}, ...)"
     for key in meta:
         if key not in allowed:
@@ -262,6 +266,8 @@ def check_keywords(kind: str, name: str, meta: dict[str, Any], *, plugin: str) -
                  if key in meta and not isinstance(meta[key], dict)]
     problems += [f"{key} must be callable" for key in ("check", "info")
                  if meta.get(key) is not None and not callable(meta[key])]
+    if meta.get("ema") is not None and not isinstance(meta["ema"], EmaDefault):
+        problems.append(f"ema must be a gantk.ema.EmaDefault, not {meta['ema']!r}")
     if problems:
         raise RegistrationError("; ".join(problems), where=where,
                                 fix="correct the registration (docs/plugins.md describes each "
@@ -286,7 +292,8 @@ class Registrar:
         return entry
 
     def backbone(self, name: str, factory: Callable[..., Any], **meta: Any) -> Entry:
-        """``factory(params, data: DataInfo) -> Backbone``."""
+        """``factory(params, data: DataInfo) -> Backbone``; ``ema=EmaDefault(...)`` declares the
+        EMA of G the family's original uses (applied when a stack sets no ``train.ema_*``)."""
         return self._add("backbone", name, factory, **meta)
 
     def loss(self, name: str, factory: Callable[..., Any], **meta: Any) -> Entry:

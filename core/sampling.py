@@ -3,8 +3,8 @@ commands: truncation, seed lists, latent interpolation.
 
 * **Truncation** ``psi``. On a backbone with a mapping network (``Backbone.truncation ==
   "mapping"``, StyleGAN2) it is the backbone's own form, ``w = w_avg + psi (w - w_avg)``, applied to
-  the generator that actually samples (the EMA copy when ``train.ema_decay > 0``); ``psi = 1`` is
-  no truncation, ``psi = 0`` the average image. On the others (``"latent"``) it is BigGAN's
+  the generator that actually samples (the EMA copy when the run keeps one, ``gantk.ema``);
+  ``psi = 1`` is no truncation, ``psi = 0`` the average image. On the others (``"latent"``) it is BigGAN's
   truncation trick on the prior draw, before the stack's latent transforms: a normal prior is drawn
   from the normal truncated to ``[-psi, psi]`` (each value outside resampled), a uniform prior on
   ``[-1, 1]`` is drawn on ``[-min(psi, 1), min(psi, 1)]``; ``psi = 0`` gives ``z = 0``.

@@ -24,7 +24,8 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from .errors import SpecError, suggest
 from .safeio import trim
@@ -61,7 +62,15 @@ class TrainSpec(BaseModel):
     betas: tuple[_Beta, _Beta] = (0.5, 0.999)
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     weight_decay: float = Field(0.0, ge=0, le=10)
-    ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of G for sampling; 0 turns it off")
+    ema_decay: float | None = Field(
+        None, ge=0, lt=1, description="EMA of G for sampling and evaluation, a constant decay per "
+        "step; 0 turns it off; unset (with the two below): the backbone family's default")
+    ema_halflife_kimg: float | None = Field(
+        None, gt=0, le=1e9, description="EMA half-life in thousands of images (NVlabs' ema_kimg), "
+        "instead of ema_decay")
+    ema_rampup: float | None = Field(
+        None, gt=0, le=1e3, description="with ema_halflife_kimg: cap the half-life at this "
+        "fraction of the images seen so far (NVlabs' ema_rampup)")
     log_every: int = Field(50, ge=1, le=MAX_STEPS)
     sample_every: int = Field(500, ge=0, le=MAX_STEPS,
                               description="sample grid/plot every N steps; 0: only at the end")
@@ -98,6 +107,15 @@ class TrainSpec(BaseModel):
         if not re.fullmatch(DEVICE_PATTERN, device):
             raise ValueError(f"unknown device {device!r}: use auto, cpu, mps, cuda or cuda:N")
         return device
+
+    @model_validator(mode="after")
+    def _one_ema_form(self) -> TrainSpec:
+        if self.ema_halflife_kimg is not None and self.ema_decay is not None:
+            raise ValueError("ema_decay and ema_halflife_kimg are two forms of the same EMA: set "
+                             "one (ema_decay = 0 turns the EMA off)")
+        if self.ema_rampup is not None and self.ema_halflife_kimg is None:
+            raise ValueError("ema_rampup needs ema_halflife_kimg (it caps that half-life)")
+        return self
 
 
 class StackSpec(BaseModel):

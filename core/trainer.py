@@ -9,7 +9,7 @@
                               L_G = loss.g_loss(D(fake)) + sum of regularizers' g_terms
                               (the G step sees the last D step's real batch, for reconstruction terms)
     aux step:                 each component with aux_parameters() steps its own optimiser
-    EMA:                      G_ema <- decay * G_ema + (1 - decay) * G
+    EMA:                      G_ema <- beta * G_ema + (1 - beta) * G    (beta: gantk.ema.beta)
 
 All randomness comes from the global torch RNG (saved in checkpoints) and the data stream's own
 generator, so a resumed run reproduces the uninterrupted one on CPU. A non-finite loss stops the
@@ -18,13 +18,13 @@ run before any optimiser step of that step is taken, so the last checkpoint stay
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from . import ema
 from .checkpoint import NONFINITE_FIX
 from .errors import TrainingError
 from .interfaces import Component, DInputTransform, LatentTransform, Regularizer, StepContext
@@ -227,22 +227,7 @@ class Trainer:
                 self._update(step, "aux", self.optimizers[name], values, logs)
 
         if pipe.ema is not None:
-            update_ema(pipe.ema, bb.generator, train.ema_decay)
+            ema.update(pipe.ema, bb.generator, ema.beta(train, step))
         for comp in pipe.components:
             comp.on_step_end(ctx)
         return logs
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p.detach(), 1 - decay)
-    for be, b in zip(ema.buffers(), model.buffers()):
-        be.copy_(b)
-
-
-def make_ema(generator: nn.Module) -> nn.Module:
-    ema = copy.deepcopy(generator).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    return ema

@@ -13,7 +13,8 @@ truncation trick (``truncation_psi``, applied in eval mode only), the optimiser 
 paper (optionally with the lazy-regularisation rescaling, ``optimizer_overrides``), the mapping network's lr
 multiplier (``g_param_groups``). The path-length regulariser is ``path_length`` in
 stylegan2_reg.py; lazy R1 is the ``r1`` regulariser with ``every = 16``; the trainer keeps the EMA
-of G when ``train.ema_decay > 0``.
+of G, by default the original's (``EMA``: NVlabs' half-life of ``batch * 10 / 32`` kimg with the
+0.05 ramp-up, ``gantk.ema``) unless the stack sets ``train.ema_*``.
 
 Class-conditional nets embed the label into the mapping network's input (concatenated to z, both
 normalised, as in StyleGAN2-ADA) and add a projection ``<embed(y), h> / sqrt(dim)`` in D's epilogue.
@@ -28,11 +29,19 @@ from pydantic import BaseModel, ConfigDict, Field
 import torch
 from torch import Tensor, nn
 
+from gantk.ema import EmaDefault
 from gantk.interfaces import Backbone, DataInfo, Discriminator
 
 from .layers import conditional_classes, require_labels
 from .stylegan2_layers import (ConvLayer, DResBlock, EqualLinear, PixelNorm, StyledConv, ToRGB,
                                minibatch_stddev)
+
+
+#: the EMA of G of stylegan2-ada-pytorch's auto config (train.py: ema_kimg = batch * 10 / 32, ramp-up
+#: 0.05; training_loop.py: beta = 0.5 ** (batch / min(ema_kimg * 1000, seen * rampup))); past the
+#: ramp-up its per-step decay 0.5 ** (32 / 10000) is rosinality's stylegan2-pytorch ``accum``
+EMA = EmaDefault(halflife_kimg_per_batch=10 / 32, rampup=0.05,
+                 source="NVlabs stylegan2-ada-pytorch, auto config")
 
 
 class StyleGAN2Params(BaseModel):
