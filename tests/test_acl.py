@@ -226,6 +226,28 @@ def test_samples_decode_code_generator_output():
     assert isinstance(gen, LatentTransform) and x.shape == (6, 1, 16, 16)
 
 
+def test_sample_codes_prior_decodes_the_prior_draw_of_the_same_trained_autoencoder():
+    """The plain-autoencoder baseline of the ACL-AE sweep: ``sample_codes = "prior"`` changes
+    sampling only, so both runs train bit-identical Enc_x / Dec_x, and samples are Dec_x(z)."""
+    acl = {"name": "acl", "code_hidden": 16}
+    runs = [Pipeline.from_spec(_spec("autoencoder", methods=[{**acl, "sample_codes": mode}]))
+            for mode in ("generator", "prior")]
+    for pipe in runs:
+        pipe.train(steps=3, progress=False)
+    a, b = (pipe.backbone.state_dict() for pipe in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    plain, gen = runs[1], _parts(runs[0])[0]
+    torch.manual_seed(5)
+    x, z_in, _ = plain.sample(6, return_latents=True)
+    torch.manual_seed(5)
+    z = plain.backbone.sample_latent(6)
+    torch.testing.assert_close(z_in, z)  # G_z bypassed
+    with torch.no_grad():
+        plain.backbone.eval()
+        torch.testing.assert_close(x, plain.backbone.generator(z).cpu())
+        assert not torch.allclose(gen.net(z), z)  # whereas ACL's sampler would move the codes
+
+
 def test_acl_ae_losses_go_down():
     torch.manual_seed(0)
     spec = _spec("autoencoder")

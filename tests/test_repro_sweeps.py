@@ -58,6 +58,39 @@ def test_advlat_z_in_the_stack_leaves_training_unchanged(ring_spec):
     assert not torch.allclose(x0, x1)  # the search did move the samples
 
 
+def _cell_pipeline(sw, cell):
+    from gantk.spec import parse_spec
+
+    return Pipeline(parse_spec(sw.base, dict(sw.cells())[cell] + ["seed=0"]), device="cpu")
+
+
+def test_acl_toy_four_mode_prior_is_the_data_distribution():
+    """ACL Sec. 5.6: the 4-mode prior 'shares a same distribution to the target statistic' (its
+    centres and std are the data's modes), the 1-mode prior is N(0, I); nothing else differs."""
+    from gantk_plugins.acl import CodeGenerator
+
+    sw = Sweep.from_file(ROOT / "examples" / "sweeps" / "repro_acl_toy.toml")
+    assert sw.baseline == "prior=1-mode" and dict(sw.cells())["prior=1-mode"] == []
+    gens = {}
+    for cell in ("prior=1-mode", "prior=4-mode"):
+        pipe = _cell_pipeline(sw, cell)
+        gens[cell] = next(c for c in pipe.components if isinstance(c, CodeGenerator))
+    assert gens["prior=1-mode"].params.prior_modes == 1
+    four, info = gens["prior=4-mode"], pipe.data_info
+    assert len(info.modes) == 4 and four.params.prior_mode_std == info.mode_std
+    dist = torch.cdist(four.centres.float(), info.modes.float())
+    assert dist.min(1).values.max() < 1e-5 and dist.min(0).values.max() < 1e-5  # same set
+
+
+def test_acl_ae_sweep_cells_share_the_autoencoder_and_differ_in_sampling_only():
+    sw = Sweep.from_file(ROOT / "examples" / "sweeps" / "repro_acl_ae_mnist5k.toml")
+    cells = dict(sw.cells())
+    assert sw.baseline == "sampling=plain-ae"
+    assert cells == {"sampling=plain-ae": ["methods.acl.sample_codes=prior"], "sampling=acl-ae": []}
+    assert "backbone=autoencoder" in sw.spec.stack["stack"] and "acl" in sw.spec.stack["stack"]
+    assert {"fid", "prdc", "confidence"} <= set(sw.spec.eval.metrics)
+
+
 def test_sweep_scatter_refuses_a_directory_without_summary(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "sweep_scatter.py"),
                           str(tmp_path)], capture_output=True, text=True)

@@ -63,6 +63,11 @@ class ACLParams(BaseModel):
     prior_mode_radius: float = Field(2.0, gt=0, description="k > 1: the modes sit on a circle of "
                                      "this radius in the first two prior coordinates")
     prior_mode_std: float = Field(0.25, gt=0, description="k > 1: standard deviation of each mode")
+    sample_codes: Literal["generator", "prior"] = Field(
+        "generator", description="what G decodes at sampling: 'generator' = G_z(z), ACL's samples; "
+        "'prior' = the draw from p_z itself, bypassing G_z (training is unchanged, so a run with "
+        "'prior' samples the plain autoencoder / GAN that ACL-AE / ACL-GAN trained: the baseline "
+        "of Sec. 5.2)")
 
 
 def two_layer_mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -108,6 +113,8 @@ class CodeGenerator(LatentTransform):
         return mixture_sample(z, self.centres, self.params.prior_mode_std, k)
 
     def forward(self, z: Tensor, ctx: StepContext) -> Tensor:
+        if ctx.phase == "sample" and self.params.sample_codes == "prior":
+            return self.prior(z)
         code = self.net(self.prior(z))
         ctx.cache[CODE_KEY] = code
         return code.detach() if ctx.phase == "g" else code
