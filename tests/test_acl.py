@@ -248,6 +248,23 @@ def test_sample_codes_prior_decodes_the_prior_draw_of_the_same_trained_autoencod
         assert not torch.allclose(gen.net(z), z)  # whereas ACL's sampler would move the codes
 
 
+def test_default_sample_codes_is_left_out_of_stored_specs(tmp_path):
+    """Checkpoints saved before ``sample_codes`` existed store no such key; a default run must
+    store the same spec, so those checkpoints keep loading; a non-default value is stored."""
+    from gantk_plugins.acl.components import ACLParams
+
+    assert "sample_codes" not in ACLParams().model_dump(mode="json")
+    assert ACLParams(sample_codes="prior").model_dump(mode="json")["sample_codes"] == "prior"
+    pipe = Pipeline.from_spec(_spec("autoencoder"))
+    pipe.train(steps=1, progress=False)
+    path = pipe.save_checkpoint(tmp_path / "old.safetensors")
+    from gantk.checkpoint import Checkpoint
+
+    stored = Checkpoint(path).spec
+    assert "sample_codes" not in stored["methods"][0]
+    Pipeline.load(path)  # rebuilt from the stored spec: compares equal, loads
+
+
 def test_acl_ae_losses_go_down():
     torch.manual_seed(0)
     spec = _spec("autoencoder")
