@@ -121,6 +121,16 @@ def _scale_out(pipe: Pipeline) -> None:
         precision.compile_networks(pipe.backbone)
 
 
+def _current_form(stored: dict[str, Any], registry: Any) -> dict[str, Any]:
+    """A checkpoint's stored spec as this code resolves it, so that an option a plugin added
+    since the checkpoint was saved compares equal at its default (the stored spec lists every
+    option of its day). A spec this code cannot resolve is compared as stored."""
+    try:
+        return _build.resolve(parse_spec(stored), registry).spec.to_dict()
+    except GantkError:
+        return stored
+
+
 class Pipeline:
     """A validated, built stack. Construct with :meth:`from_spec` or :meth:`load`."""
 
@@ -235,7 +245,7 @@ class Pipeline:
         decay); a different optimiser type starts with fresh optimiser state, and an EMA the
         checkpoint lacks starts as a copy of the loaded G."""
         ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint(ckpt)
-        stored = ckpt.spec
+        stored = _current_form(ckpt.spec, self.registry)
         mine = self.spec.to_dict()
         for key in ("backbone", "loss", "methods", "data"):
             if stored.get(key) != mine.get(key):

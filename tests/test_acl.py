@@ -248,21 +248,30 @@ def test_sample_codes_prior_decodes_the_prior_draw_of_the_same_trained_autoencod
         assert not torch.allclose(gen.net(z), z)  # whereas ACL's sampler would move the codes
 
 
-def test_default_sample_codes_is_left_out_of_stored_specs(tmp_path):
-    """Checkpoints saved before ``sample_codes`` existed store no such key; a default run must
-    store the same spec, so those checkpoints keep loading; a non-default value is stored."""
-    from gantk_plugins.acl.components import ACLParams
+def test_a_checkpoint_saved_before_an_option_existed_still_loads_and_resumes(tmp_path):
+    """A run's stored spec lists every option of its day; an option a plugin added since
+    (here ``sample_codes``) compares equal at its default, while a real difference is refused."""
+    import json
 
-    assert "sample_codes" not in ACLParams().model_dump(mode="json")
-    assert ACLParams(sample_codes="prior").model_dump(mode="json")["sample_codes"] == "prior"
+    from gantk.checkpoint import Checkpoint, save_checkpoint
+    from gantk.errors import CheckpointError
+
     pipe = Pipeline.from_spec(_spec("autoencoder"))
     pipe.train(steps=1, progress=False)
-    path = pipe.save_checkpoint(tmp_path / "old.safetensors")
-    from gantk.checkpoint import Checkpoint
-
-    stored = Checkpoint(path).spec
-    assert "sample_codes" not in stored["methods"][0]
-    Pipeline.load(path)  # rebuilt from the stored spec: compares equal, loads
+    old = pipe.spec.to_dict()
+    del old["methods"][0]["sample_codes"]  # as written before the option existed
+    path = save_checkpoint(tmp_path / "old.safetensors", modules=pipe.modules(),
+                           optimizers=pipe.trainer.optimizers, rng=pipe.rng_state(),
+                           step=pipe.step, spec_json=json.dumps(old, sort_keys=True),
+                           plugins=pipe.plugin_versions())
+    assert "sample_codes" not in Checkpoint(path).spec["methods"][0]
+    assert Pipeline.load(path).step == 1
+    resumed = Pipeline.from_spec(_spec("autoencoder"))
+    resumed.load_checkpoint(path)  # the resume path: this stack against the stored spec
+    other = Pipeline.from_spec(_spec("autoencoder", methods=[
+        {"name": "acl", "code_hidden": 16, "sample_codes": "prior"}]))
+    with pytest.raises(CheckpointError, match="different methods"):
+        other.load_checkpoint(path)
 
 
 def test_acl_ae_losses_go_down():

@@ -22,7 +22,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -69,14 +69,6 @@ class ACLParams(BaseModel):
         "'prior' samples the plain autoencoder / GAN that ACL-AE / ACL-GAN trained: the baseline "
         "of Sec. 5.2)")
 
-    @model_serializer(mode="wrap")
-    def _omit_default_sampling(self, handler):
-        # a run's stored spec lists every option; leaving out the default sample_codes keeps the
-        # checkpoints saved before this option existed loadable (their specs compare equal)
-        out = handler(self)
-        if self.sample_codes == "generator":
-            out.pop("sample_codes", None)
-        return out
 
 
 def two_layer_mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
