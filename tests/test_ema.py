@@ -143,7 +143,9 @@ def test_a_third_party_backbone_declares_its_default():
         assert Pipeline.from_spec(spec).ema is None
 
 
-def test_a_malformed_ema_declaration_is_refused():
+def test_a_malformed_ema_declaration_is_refused(monkeypatch):
+    monkeypatch.delenv("GANTK_STRICT", raising=False)  # CI runs strict: a broken plugin raises
+
     class Bad:
         @hookimpl
         def gantk_register(self, register):
