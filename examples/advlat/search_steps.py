@@ -10,7 +10,7 @@ the claim's protocol; the sweep file examples/sweeps/repro_advlat_mnist2d.toml d
 with one training per cell (bit-identical on the CPU, not on a GPU, where cuDNN is
 nondeterministic). Prints a mean +- std table over seeds with the difference to K = 0, writes
 OUT/summary.json, OUT/seed_S/ (ordinary run directories: `gantk eval OUT/seed_0 --with advlat_z`
-works on them) and, for the first seed, OUT/search_steps.png (one grid per K, same latents).
+works on them) and, for the first seed, OUT/search_K_seedS.png (one grid per K, same latents).
 
     .venv/bin/python examples/advlat/search_steps.py --out runs/e4 [--seeds 0 1 2] [--steps 5000]
 
