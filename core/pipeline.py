@@ -26,6 +26,7 @@ from .interfaces import Component, LatentTransform, StepContext
 from .plugins import PluginManager, get_plugin_manager
 from .provenance import install_hint
 from .provenance import record as provenance_record
+from .runlock import run_lock
 from .spec import ComponentSpec, StackSpec, parse_spec
 from .trainer import Trainer, apply_transforms
 
@@ -353,9 +354,10 @@ class Pipeline:
         self._check_loggers()
         target = self.spec.train.steps if steps is None else self.step + steps
         writer = RunWriter(self, self.run_dir) if self.run_dir is not None else None
-        if writer is not None:
-            writer.prepare(fork_from=fork_from)
-        logs = writer.loop(target, progress=progress) if writer else self._loop(target)
+        with run_lock(self.run_dir) if writer is not None else contextlib.nullcontext():
+            if writer is not None:
+                writer.prepare(fork_from=fork_from)
+            logs = writer.loop(target, progress=progress) if writer else self._loop(target)
         bad = check_finite(self.modules())
         if bad:
             from .errors import TrainingError

@@ -231,3 +231,20 @@ def _toml(spec: dict, tmp_path: Path) -> Path:
     path = tmp_path / "stack.toml"
     path.write_text(tomli_w.dumps(spec))
     return path
+
+
+def test_a_second_process_training_into_the_same_run_directory_is_refused(tmp_path, ring_spec):
+    # two sweeps sharing an --out once trained the same runs at the same time, interleaving their
+    # checkpoints and logs; the run directory's lock refuses the second one with the first's pid
+    from gantk.errors import TrainingError
+    from gantk.runlock import run_lock
+
+    run = tmp_path / "run"
+    ring_spec["train"].update(steps=2, sample_every=0, ckpt_every=0)
+    with run_lock(run):  # what a first process training into run holds
+        with pytest.raises(TrainingError, match=f"pid {os.getpid()}") as info:
+            Pipeline.from_spec(ring_spec).train(out=run, progress=False)
+        assert "own --out" in info.value.paragraph()
+        assert not (run / "metrics.jsonl").exists()  # refused before writing anything
+    Pipeline.from_spec(ring_spec).train(out=run, progress=False)  # released: trains
+    assert (run / "metrics.jsonl").is_file()
