@@ -1,6 +1,6 @@
 """One training process per run directory.
 
-``run_lock(RUN_DIR)`` holds an exclusive ``flock`` on ``RUN_DIR/.lock`` while a process trains into
+``run_lock(RUN_DIR)`` holds an exclusive POSIX lock (``lockf``) on ``RUN_DIR/.lock`` while a process trains into
 RUN_DIR. A second gantk process aimed at the same directory (a second ``gantk train --out``, two
 sweeps sharing an ``--out``) is refused with the first one's pid instead of interleaving its steps,
 checkpoints and logs with the first one's, which would leave a run that neither process trained.
@@ -12,6 +12,7 @@ torchrun only rank 0 locks (the other ranks write nothing).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +37,12 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
         return
     fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        try:  # a POSIX record lock belongs to this process: forked DataLoader workers, which
+            # outlive a run, do not inherit it (an flock would stay held through their copies)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise TrainingError(
                 f"another gantk process (pid {other}) is training into this run directory",

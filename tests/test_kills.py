@@ -7,6 +7,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -237,14 +239,21 @@ def test_a_second_process_training_into_the_same_run_directory_is_refused(tmp_pa
     # two sweeps sharing an --out once trained the same runs at the same time, interleaving their
     # checkpoints and logs; the run directory's lock refuses the second one with the first's pid
     from gantk.errors import TrainingError
-    from gantk.runlock import run_lock
 
     run = tmp_path / "run"
-    ring_spec["train"].update(steps=2, sample_every=0, ckpt_every=0)
-    with run_lock(run):  # what a first process training into run holds
-        with pytest.raises(TrainingError, match=f"pid {os.getpid()}") as info:
+    holder = subprocess.Popen(  # a first process holding the run directory, as while training
+        [sys.executable, "-c", "import sys, time; from gantk.runlock import run_lock\n"
+         f"with run_lock({str(run)!r}):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        ring_spec["train"].update(steps=2, sample_every=0, ckpt_every=0)
+        with pytest.raises(TrainingError, match=f"pid {holder.pid}") as info:
             Pipeline.from_spec(ring_spec).train(out=run, progress=False)
         assert "own --out" in info.value.paragraph()
         assert not (run / "metrics.jsonl").exists()  # refused before writing anything
-    Pipeline.from_spec(ring_spec).train(out=run, progress=False)  # released: trains
+    finally:
+        holder.kill()
+        holder.wait()
+    Pipeline.from_spec(ring_spec).train(out=run, progress=False)  # the lock died with it
     assert (run / "metrics.jsonl").is_file()
