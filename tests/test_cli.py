@@ -116,3 +116,15 @@ def test_console_script_runs(tmp_path):
     proc = subprocess.run([str(exe), "check", str(tmp_path / "none.toml")], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "file not found" in proc.stderr
+
+
+def test_python_dash_m_gantk_is_the_gantk_command(tmp_path):
+    # what a machine without the console script on PATH (a --target install, a GPU image) runs
+    out = subprocess.run([sys.executable, "-m", "gantk", "check", "--set", "train.steps=3",
+                          str(Path(__file__).parents[1] / "examples" / "stacks" / "ring.toml")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "mlp" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "gantk", "check", str(tmp_path / "missing.toml")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
