@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import GantkError, SpecError
+from .safeio import read_jsonl
 from .sweep_summary import Summary, summarize, write_all
 
 RESULT_FILE = "sweep_result.json"
@@ -291,19 +292,11 @@ class Sweep:
 
 
 def _eval_at_step(path: Path, step: int) -> dict[str, Any] | None:
-    """The last evaluation recorded at ``step`` in a run's ``eval.jsonl`` (None: none yet)."""
+    """The last evaluation recorded at ``step`` in a run's ``eval.jsonl`` (None: none yet); a
+    line torn by a kill is skipped, as everywhere logs are read."""
 
-    if not path.is_file():
-        return None
-    found = None
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:  # a line torn by a kill: the appender's next line is whole
-            continue
-        if isinstance(rec, dict) and rec.get("step") == step:
-            found = rec
-    return found
+    found = [rec for rec in read_jsonl(path) if rec.get("step") == step]
+    return found[-1] if found else None
 
 
 def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Path:

@@ -13,16 +13,14 @@ cell. Run after the sweep:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from gantk.safeio import read_jsonl
 from gantk.sweep_summary import mean_std
 
 
 def run_gap(run: Path, start_fraction: float) -> float | None:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-            if line.strip()]
-    rows = [r for r in rows if "d/real" in r and "d/fake" in r]
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if "d/real" in r and "d/fake" in r]
     if not rows:
         return None
     last = max(r["step"] for r in rows)
