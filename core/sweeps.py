@@ -251,6 +251,7 @@ class Sweep:
         threads = self.spec.threads or max(1, (os.cpu_count() or 1) // jobs)
         launcher = launcher or find_launcher(self.spec.launcher, jobs, manager)
         runs = self.runs(out)
+        check_same_settings(runs, self.base, self.spec.eval)
         out.mkdir(parents=True, exist_ok=True)
         for r in runs:
             if not r.finished:
@@ -297,6 +298,37 @@ def _eval_at_step(path: Path, step: int) -> dict[str, Any] | None:
 
     found = [rec for rec in read_jsonl(path) if rec.get("step") == step]
     return found[-1] if found else None
+
+
+def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec) -> None:
+    """Refuse, before anything runs, to reuse run directories made with other settings: a
+    finished run would otherwise be skipped and its old scores summarised under the new ones."""
+
+    now_eval = ev.model_dump(by_alias=True)
+    changed = []
+    for r in runs:
+        path = r.dir / JOB_FILE
+        if not path.is_file():
+            continue
+        try:
+            old = json.loads(path.read_text())
+            same = (old.get("base") == base and old.get("overrides") == r.overrides
+                    and old.get("eval") == now_eval)
+        except (OSError, ValueError, AttributeError):
+            same = False
+        if not same:
+            changed.append(r)
+    if changed:
+        names = ", ".join(str(r.dir) for r in changed[:3]) + (
+            f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise SweepError(
+            f"{len(changed)} run director{'y' if len(changed) == 1 else 'ies'} under this --out "
+            f"{'was' if len(changed) == 1 else 'were'} made with other settings (base stack, "
+            f"cell or --set overrides, or [eval]) than this sweep now gives: {names}",
+            where=str(changed[0].dir / JOB_FILE),
+            fix="use a new --out for changed settings (finished runs would otherwise be reused "
+                "under the new ones), or delete those run directories to rerun them; nothing "
+                "has been run.")
 
 
 def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Path:

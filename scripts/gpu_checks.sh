@@ -9,6 +9,8 @@
 # are compared afterwards with `gantk sweep FILE --out DIR --summary --step N`.
 #
 #     BUDGET=520 bash scripts/gpu_checks.sh        # SKIP_TPUT=1 / SKIP_PYTEST=1 skip those parts
+#     PLAN="examples/sweeps/repro_lis_mnist5k.toml:18:4000 ..." EVAL_EVERY=500 SKIP_TPUT=1 SKIP_PYTEST=1 \
+#         BUDGET=500 bash scripts/gpu_checks.sh    # the given sweeps only, each in its own lane at once
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -38,7 +40,7 @@ if [ "$DEV" = cuda ] && [ "${SKIP_TPUT:-0}" != 1 ]; then
   log "throughput rc=$?"
 fi
 
-SETS=(--set train.device=$DEV --set train.eval_every=1000 --set 'train.eval_metrics=["fid"]' --set train.eval_n=2000)
+SETS=(--set train.device=$DEV --set train.eval_every=${EVAL_EVERY:-1000} --set 'train.eval_metrics=["fid"]' --set train.eval_n=2000)
 for e in $EXTRA; do SETS+=(--set "$e"); done
 
 lane() {  # lane NAME "file:jobs ..." : the lane's sweeps one after another until the deadline
@@ -57,14 +59,18 @@ lane() {  # lane NAME "file:jobs ..." : the lane's sweeps one after another unti
   done
 }
 
-lane A examples/sweeps/repro_advlat_mnist5k.toml:6 examples/sweeps/repro_lis_mnist5k.toml:6 &
-lane B examples/sweeps/repro_advlat_stacked.toml:6 examples/sweeps/repro_clr_mnist5k.toml:4 examples/sweeps/repro_acl_mnist5k.toml:4 &
+if [ -n "${PLAN:-}" ]; then  # PLAN="file:jobs[:steps] ...": every item its own lane, all at once
+  i=0; for item in $PLAN; do i=$((i + 1)); lane P$i "$item" & done
+else
+  lane A examples/sweeps/repro_advlat_mnist5k.toml:6 examples/sweeps/repro_lis_mnist5k.toml:6 &
+  lane B examples/sweeps/repro_advlat_stacked.toml:6 examples/sweeps/repro_clr_mnist5k.toml:4 examples/sweeps/repro_acl_mnist5k.toml:4 &
+fi
 ( if [ "$DEV" = cuda ] && [ "${SKIP_PYTEST:-0}" != 1 ]; then
     GANTK_TEST_DEVICE=cuda timeout -k 5 200 $PY -m pytest -q -p no:cacheprovider --maxfail=25 -o addopts="-rf" \
       tests/test_matrix.py tests/test_precision.py > "$OUT/pytest_cuda.log" 2>&1
     log "pytest rc=$?"
   fi
-  lane C "examples/sweeps/repro_advlat_mnist2d.toml:3:${E4_STEPS:-6000}" ) &
+  [ -z "${PLAN:-}" ] && lane C "examples/sweeps/repro_advlat_mnist2d.toml:3:${E4_STEPS:-6000}" ) &
 wait
 log "lanes done"
 tar -czf "$OUT/sweeps.tgz" --exclude='*.safetensors' --exclude='*.tmp' runs/gpu 2>/dev/null

@@ -142,6 +142,21 @@ def test_dcgan_init_is_radfords():
     assert float(first.weight.std()) > 0.1  # PyTorch's U(+-1/sqrt(fan_in)) with fan_in = 16
 
 
+def test_dcgan_d_width_narrows_only_the_discriminator():
+    """backbone.d_width: D's channels are d_width..8 d_width, G and the encoders keep width."""
+    wide = dcgan.build(dcgan.DCGANParams(width=16), DIGITS16)
+    weak = dcgan.build(dcgan.DCGANParams(width=16, d_width=4), DIGITS16)
+    d_chans = [m.out_channels for m in weak.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert d_chans[:4] == [4, 8, 16, 32]
+    assert weak.feature_dim == 8 * 4 * 1 and wide.feature_dim == 8 * 16 * 1
+    n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n_params(weak.generator) == n_params(wide.generator)
+    assert n_params(weak.discriminator) < n_params(wide.discriminator) / 10
+    assert n_params(weak.make_encoder(8)) == n_params(wide.make_encoder(8))
+    x = weak.generator(weak.sample_latent(3))
+    assert x.shape == (3, 1, 16, 16) and weak.discriminator(x).shape[0] == 3
+
+
 def test_dcgan_options_are_validated():
     with pytest.raises(ValidationError, match="batch_norm = false"):
         dcgan.DCGANParams(weight_norm=True)

@@ -174,6 +174,22 @@ def test_run_skips_finished_runs_and_isolates_failures(tmp_path):
         "values"] == [10.0, 11.0, 12.0]
 
 
+def test_changed_settings_do_not_reuse_finished_runs(tmp_path):
+    """A --set (or cell, base, [eval]) change with the same --out is refused before anything runs:
+    the finished runs would otherwise be skipped and their old scores shown as the new ones."""
+    axes = {"method": {"plain": [], "msgan": ['stack="backbone=mlp + loss=ns + data=ring + msgan"']}}
+    Sweep.from_dict(sweep_dict(axes=axes)).run(tmp_path, launcher=FakeLauncher(), validate=False)
+    for changed in (sweep_dict(axes=axes, set=["train.lr_g=3e-4"]),
+                    sweep_dict(axes=axes, eval={"metrics": ["modes"], "n": 300})):
+        launcher = FakeLauncher()
+        with pytest.raises(SweepError, match="other settings") as err:
+            Sweep.from_dict(changed).run(tmp_path, launcher=launcher, validate=False)
+        assert launcher.started == [] and "new --out" in str(err.value)
+    same = FakeLauncher()
+    Sweep.from_dict(sweep_dict(axes=axes)).run(tmp_path, launcher=same, validate=False)
+    assert same.started == []
+
+
 def test_worker_resumes_an_interrupted_run(tmp_path):
     """A run stopped at step 3 of 6 (its checkpoint on disk) continues from there."""
     from gantk import Pipeline

@@ -41,6 +41,10 @@ class DCGANParams(BaseModel):
     resolution: int | None = Field(None, ge=16, le=1024,
                                    description="image side; default: the data's (a multiple of 16)")
     width: int = Field(64, ge=1, le=256, description="base channel width w (G: 16w..2w, D: w..8w)")
+    d_width: int | None = Field(None, ge=1, le=256,
+                                description="D's base width if not w (a weaker D provokes mode "
+                                            "collapse, as in the Stacked MNIST tests of Metz et al. "
+                                            "2017 and PacGAN, which use w/4 and w/2)")
     prior: str = Field("normal", pattern="^(normal|uniform)$", description="latent prior")
     spectral_norm: bool = Field(False, description="spectral normalisation on D's layers")
     layout: str = Field("standard", pattern="^(standard|tables)$",
@@ -181,7 +185,8 @@ class DCGANBackbone(Backbone):
                                         batch_norm=params.batch_norm, weight_norm=params.weight_norm,
                                         num_classes=self.num_classes, layout=params.layout)
         self.discriminator = DCGANDiscriminator(channels=channels, resolution=self.resolution,
-                                                width=params.width, batch_norm=params.batch_norm,
+                                                width=params.d_width or params.width,
+                                                batch_norm=params.batch_norm,
                                                 spectral_norm=params.spectral_norm,
                                                 weight_norm=params.weight_norm,
                                                 num_classes=self.num_classes)
