@@ -304,16 +304,15 @@ def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec) -> 
     """Refuse, before anything runs, to reuse run directories made with other settings: a
     finished run would otherwise be skipped and its old scores summarised under the new ones."""
 
-    now_eval = ev.model_dump(by_alias=True)
     changed = []
     for r in runs:
         path = r.dir / JOB_FILE
         if not path.is_file():
             continue
+        now = job_settings(r, base, ev)
         try:
             old = json.loads(path.read_text())
-            same = (old.get("base") == base and old.get("overrides") == r.overrides
-                    and old.get("eval") == now_eval)
+            same = {key: old.get(key) for key in now} == now
         except (OSError, ValueError, AttributeError):
             same = False
         if not same:
@@ -331,13 +330,19 @@ def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec) -> 
                 "has been run.")
 
 
+def job_settings(run: Run, base: dict[str, Any], ev: EvalSpec) -> dict[str, Any]:
+    """The settings in a run's job file that decide its result (its cell and seed name its
+    directory; a different thread count is not a different experiment)."""
+
+    return {"base": base, "overrides": run.overrides, "eval": ev.model_dump(by_alias=True)}
+
+
 def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Path:
     """The worker's instructions, ``RUN_DIR/sweep_job.json`` (the stack as data, never code)."""
 
     run.dir.mkdir(parents=True, exist_ok=True)
     (run.dir / ERROR_FILE).unlink(missing_ok=True)
-    job = {"base": base, "overrides": run.overrides, "eval": ev.model_dump(by_alias=True),
-           "threads": threads, "cell": run.cell, "seed": run.seed}
+    job = {**job_settings(run, base, ev), "threads": threads, "cell": run.cell, "seed": run.seed}
     path = run.dir / JOB_FILE
     path.write_text(json.dumps(job, indent=2))
     return path
