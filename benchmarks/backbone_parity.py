@@ -157,7 +157,7 @@ def _autoencoder_pair(row: dict[str, Any], seed: int, steps: int) -> tuple[dict,
             self.bb = bb
 
         def forward(self, v):
-            return self.bb.generator(self.bb.encoder(v))
+            return self.bb.generator(self.bb.encode(v))
 
     out = []
     for net in (_Net(), nets.AE(x.shape[1], x.shape[2], p["width"], p["latent_dim"])):

@@ -248,6 +248,24 @@ def test_sample_codes_prior_decodes_the_prior_draw_of_the_same_trained_autoencod
         assert not torch.allclose(gen.net(z), z)  # whereas ACL's sampler would move the codes
 
 
+def test_acl_on_a_vae_matches_the_posterior_means_and_trains_the_vae_objective():
+    """The VAE baseline (``backbone.kl_weight`` > 0): the code game sees the k-dim posterior
+    means, not Enc_x's 2k outputs, and the G phase's reconstruction term carries the KL."""
+    pipe = Pipeline.from_spec(_spec("autoencoder", kl_weight=0.5))
+    _, learn = _parts(pipe)
+    x = torch.rand(8, 1, 16, 16) * 2 - 1
+    bb = pipe.backbone
+    assert bb.encoder(x).shape == (8, 16)
+    torch.testing.assert_close(learn.encode(x, bb), bb.posterior(x).mean)
+    bb.eval()
+    with torch.no_grad():
+        rec = torch.nn.functional.mse_loss(bb.generator(bb.encode(x)), x)
+        assert bb.reconstruction_loss(x) > rec  # + beta * KL / D
+    bb.train()
+    pipe.train(steps=3, progress=False)
+    assert pipe.sample(4).shape == (4, 1, 16, 16)
+
+
 def test_a_checkpoint_saved_before_an_option_existed_still_loads_and_resumes(tmp_path):
     """A run's stored spec lists every option of its day; an option a plugin added since
     (here ``sample_codes``) compares equal at its default, while a real difference is refused."""

@@ -240,6 +240,54 @@ def test_autoencoder_has_no_discriminator_and_learns_to_reconstruct():
     assert pts.generator(pts.sample_latent(5)).shape == (5, 2)
 
 
+class _Fixed(torch.nn.Module):
+    """An encoder that outputs one fixed row (mean, log-variance) for every image."""
+
+    def __init__(self, row):
+        super().__init__()
+        self.row = torch.tensor(row)
+
+    def forward(self, x):
+        return self.row.expand(x.shape[0], -1)
+
+
+def test_vae_objective_is_reconstruction_plus_beta_kl_per_image_element():
+    torch.manual_seed(0)
+    vae = autoencoder.build(autoencoder.AutoencoderParams(width=4, latent_dim=2, kl_weight=0.5),
+                            DIGITS16)
+    assert vae.encoder(torch.zeros(3, 1, 16, 16)).shape == (3, 4)  # mean and log-variance
+    vae.encoder = _Fixed([1.0, -2.0, math.log(4.0), 0.0])  # mean (1, -2), variances (4, 1)
+    vae.eval()  # eval mode decodes the posterior mean: the value is deterministic
+    x = torch.rand(5, 1, 16, 16) * 2 - 1
+    mean = torch.tensor([[1.0, -2.0]]).expand(5, -1)
+    torch.testing.assert_close(vae.encode(x), mean)
+    # KL(N(mu, s^2) || N(0, 1)) = (mu^2 + s^2 - 1 - ln s^2) / 2 per dimension
+    kl = 0.5 * (1 + 4 - 1 - math.log(4.0)) + 0.5 * (4 + 1 - 1 - 0)
+    expected = torch.nn.functional.mse_loss(vae.generator(mean), x) + 0.5 * kl / 256
+    torch.testing.assert_close(vae.reconstruction_loss(x), expected)
+    vae.train()  # training mode decodes a sample: same KL, a different reconstruction
+    assert not torch.allclose(vae.reconstruction_loss(x), expected)
+
+
+def test_vae_kl_pulls_the_codes_to_the_prior_and_a_uniform_prior_is_refused():
+    x = torch.rand(32, 1, 16, 16) * 2 - 1
+    spread = {}
+    for beta in (0.0, 50.0):
+        torch.manual_seed(0)
+        ae = autoencoder.build(autoencoder.AutoencoderParams(width=4, latent_dim=4, kl_weight=beta),
+                               DIGITS16)
+        opt = torch.optim.Adam(ae.g_parameters(), lr=3e-3)
+        for _ in range(60):
+            opt.zero_grad()
+            ae.reconstruction_loss(x).backward()
+            opt.step()
+        ae.eval()
+        spread[beta] = ae.encode(x).pow(2).mean().item()
+    assert spread[50.0] < 0.1 < spread[0.0]  # the VAE's posterior means sit near the prior's 0
+    with pytest.raises(ValidationError, match="prior"):
+        autoencoder.AutoencoderParams(kl_weight=1.0, prior="uniform")
+
+
 # ----------------------------------------------------------------------------------- StyleGAN2
 
 

@@ -54,7 +54,7 @@ def main() -> None:
         pipe.backbone.eval()
         gen.eval()
         with torch.no_grad():
-            codes = torch.cat([pipe.backbone.encoder(b) for b in pipe.real_data()[0].split(500)])
+            codes = torch.cat([pipe.backbone.encode(b) for b in pipe.real_data()[0].split(500)])
             gz = gen.net(torch.randn(len(codes), codes.shape[1]))
         gen.net = FittedGaussian(codes)
         res = pipe.evaluate(["fid", "prdc", "confidence"], n=args.n, seed=0, progress=False)

@@ -153,7 +153,7 @@ class CodeLearning(Regularizer):
     # ------------------------------------------------------------------ pieces
     def encode(self, x: Tensor, backbone: Backbone) -> Tensor:
         """c = E(x): the backbone's Enc_x for ACL-AE, the component's E otherwise."""
-        return backbone.encoder(x) if self.autoencoder else self.encoder(x)
+        return backbone.encode(x) if self.autoencoder else self.encoder(x)
 
     def code_logits(self, c: Tensor) -> Tensor:
         return self.code_discriminator(c).squeeze(1)

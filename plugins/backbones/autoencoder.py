@@ -8,6 +8,14 @@ does not add it to a step by itself: a method that trains the autoencoder (``acl
 G-phase terms, which is why ``g_parameters`` covers the encoder as well as the decoder. Without
 such a method nothing trains, and the stack must be refused.
 
+With ``kl_weight`` (beta) > 0 it is a (beta-)VAE (Kingma & Welling 2014; Higgins et al. 2017), the
+baseline the ACL paper compares ACL-AE with (Fig. 6): Enc_x outputs a mean and a log-variance,
+L_E decodes a reparameterised sample (the mean in eval mode) and adds beta * KL(q(c|x) || N(0, I))
+divided by the number of elements of one image, so that with the per-element mean distance the
+objective is the sum-form ELBO ||x - x_hat||^2 + beta * KL scaled by a constant; beta = 1 is a
+Gaussian decoder of variance 1/2 on [-1, 1] pixels (a Laplace decoder of scale 1 with ``l1``).
+Sampling a VAE decodes the prior draw: ``acl``'s ``sample_codes = "prior"``.
+
 Images: Enc_x is three stride-2 4x4 convolutions (w, 2w, 4w, LeakyReLU 0.2, BatchNorm after the
 first) and a linear layer to the code; Dec_x mirrors it with transposed convolutions, BatchNorm,
 ReLU and Tanh. Any multiple of 8 px works. Points: fully connected nets with ``hidden`` widths.
@@ -17,9 +25,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import torch
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributions import Normal, kl_divergence
 
 from gantk.interfaces import Backbone, DataInfo
 
@@ -35,6 +46,18 @@ class AutoencoderParams(BaseModel):
                        "to the decoder at sampling time (ACL maps it onto the encoder's code space)")
     reconstruction: Literal["l2", "l1"] = Field("l2", description="distance of the reconstruction "
                                                 "objective L_E (mean squared or mean absolute error)")
+    kl_weight: float = Field(0.0, ge=0, le=1e6, description="beta of a (beta-)VAE: > 0 makes Enc_x "
+                             "output a mean and a log-variance and adds beta * KL(q(c|x) || N(0, I)) "
+                             "per image element to L_E (1: the ELBO of a Gaussian decoder of "
+                             "variance 1/2 with l2); 0: the deterministic autoencoder")
+
+    @model_validator(mode="after")
+    def _vae_prior(self) -> "AutoencoderParams":
+        if self.kl_weight > 0 and self.prior != "normal":
+            raise ValueError(f"kl_weight = {self.kl_weight} makes a VAE, whose KL term pulls the "
+                             f"codes towards N(0, I), but prior = {self.prior!r}; set prior = "
+                             "\"normal\" or kl_weight = 0")
+        return self
 
 
 def _conv_encoder(channels: int, resolution: int, width: int, out_dim: int) -> nn.Sequential:
@@ -105,7 +128,9 @@ class AutoencoderBackbone(Backbone):
         else:
             self.generator = MLPDecoder(latent_dim=params.latent_dim, hidden=list(params.hidden),
                                         shape=self.image_shape)
-        self.encoder = self.make_encoder(params.latent_dim)
+        self.variational = params.kl_weight > 0
+        # a VAE's Enc_x outputs the mean and the log-variance of q(c|x), side by side
+        self.encoder = self.make_encoder(params.latent_dim * (2 if self.variational else 1))
 
     @property
     def decoder(self) -> nn.Module:
@@ -125,16 +150,39 @@ class AutoencoderBackbone(Backbone):
             in_dim *= s
         return nn.Sequential(nn.Flatten(), _mlp([in_dim, *self.params.hidden, out_dim]))
 
+    def posterior(self, x: Tensor) -> Normal:
+        """q(c|x) of a VAE (``kl_weight`` > 0): a diagonal Gaussian from Enc_x's two halves."""
+
+        if not self.variational:
+            raise ValueError("posterior() needs a VAE: set backbone.kl_weight > 0")
+        mean, log_var = self.encoder(x).chunk(2, dim=1)
+        return Normal(mean, (0.5 * log_var).exp())
+
     def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
+        """The code of x: Enc_x(x), or the posterior mean for a VAE."""
+
+        return self.posterior(x).mean if self.variational else self.encoder(x)
 
     def reconstruction_loss(self, x: Tensor) -> Tensor:
-        """L_E of ACL-AE (Eq. 2): distance between x and Dec_x(Enc_x(x)), averaged."""
+        """L_E of ACL-AE (Eq. 2): distance between x and Dec_x(Enc_x(x)), averaged; for a VAE the
+        code is a reparameterised sample of q(c|x) in training mode (its mean in eval mode), and
+        beta * KL(q(c|x) || N(0, I)) / (elements per image) is added."""
 
-        rec = self.generator(self.encoder(x))
+        if self.variational:
+            q = self.posterior(x)
+            code = q.rsample() if self.training else q.mean
+        else:
+            code = self.encoder(x)
+        rec = self.generator(code)
         if self.params.reconstruction == "l1":
-            return F.l1_loss(rec, x)
-        return F.mse_loss(rec, x)
+            loss = F.l1_loss(rec, x)
+        else:
+            loss = F.mse_loss(rec, x)
+        if self.variational:
+            prior = Normal(torch.zeros_like(q.mean), torch.ones_like(q.mean))
+            kl = kl_divergence(q, prior).sum(dim=1).mean()
+            loss = loss + self.params.kl_weight * kl / x[0].numel()
+        return loss
 
     def g_parameters(self):
         # L_E trains encoder and decoder together, so both sit in G's optimiser
