@@ -71,8 +71,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         finished = sum(r.finished for r in runs)
         console.print(f"[green]ok[/]: {len(sw.cells())} cell(s) x {len(sw.spec.seeds)} seed(s) = "
                       f"{len(runs)} run(s), {finished} already finished; baseline {sw.baseline!r}")
-        for name, ov in sw.cells():
-            console.print(f"  {name}: {' '.join(ov) or '(base stack)'}", markup=False)
+        for cell in sw.plan():
+            text = (f"trained in {cell.trained_in}, sampled with {cell.with_}" if cell.trained_in
+                    else ' '.join(cell.overrides) or '(base stack)')
+            console.print(f"  {cell.name}: {text}", markup=False)
         return 0
     if args.step is not None and not args.summary:
         raise SpecError("--step only applies to --summary", where="--step",

@@ -104,6 +104,17 @@ def _interruptible() -> Iterator[None]:
             signal.signal(sig, h)
 
 
+def _next_ready(queue: list[Any], running: dict[int, tuple[Any, Any, float]]) -> Any:
+    """Take the first queued run that can start: a run that evaluates another run's networks
+    (``source``, a ``train_as`` cell) waits until that run is neither queued nor running."""
+
+    busy = {r.dir for r in queue} | {r.dir for r, _, _ in running.values()}
+    for i, run in enumerate(queue):
+        if getattr(run, "source", None) is None or run.source not in busy:
+            return queue.pop(i)
+    return None
+
+
 def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
             poll_every: float = 0.5) -> dict[str, int]:
     """Start every unfinished run, at most ``launcher.slots`` at once, until all have ended.
@@ -136,7 +147,9 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
         try:
             while queue or running:
                 while queue and len(running) < launcher.slots:
-                    run = queue.pop(0)
+                    run = _next_ready(queue, running)
+                    if run is None:  # only train_as runs whose training runs now are left
+                        break
                     running[id(run)] = (run, launcher.start(run), time.monotonic())
                     report(f"started {run.cell} seed {run.seed}")
                 time.sleep(poll_every)

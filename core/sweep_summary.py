@@ -31,11 +31,15 @@ class CellSummary:
     stats: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> mean, std, n, diff
     failed: dict[int, str] = field(default_factory=dict)  # seed -> error paragraph
     pending: list[int] = field(default_factory=list)  # seeds neither finished nor failed
+    shared: str = ""  # a train_as cell: whose networks it samples, and with what
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cell": self.cell, "overrides": self.overrides, "seeds": self.seeds,
-                "metrics": self.stats, "failed": {str(k): v for k, v in self.failed.items()},
-                "pending": self.pending}
+        out = {"cell": self.cell, "overrides": self.overrides, "seeds": self.seeds,
+               "metrics": self.stats, "failed": {str(k): v for k, v in self.failed.items()},
+               "pending": self.pending}
+        if self.shared:
+            out["shared"] = self.shared
+        return out
 
 
 @dataclass
@@ -85,11 +89,11 @@ def score_keys_of(result: dict[str, Any]) -> list[str]:
 
 
 def summarize(name: str, cells: list[tuple[str, list[str]]], seeds: list[int], baseline: str,
-              results: list[dict[str, Any]], *, directions: dict[str, str] | None = None
-              ) -> Summary:
+              results: list[dict[str, Any]], *, directions: dict[str, str] | None = None,
+              shared: dict[str, str] | None = None) -> Summary:
     """The table from per-run records ``{"cell", "seed", "result"}`` or ``{"cell", "seed",
     "error"}``. ``directions`` (``{key: "min"|"max"}``) picks the score keys; without it every
-    numeric key is kept."""
+    numeric key is kept. ``shared`` describes the ``train_as`` cells (cell -> text)."""
 
     directions = directions or {}
     by_cell: dict[str, dict[int, dict[str, Any]]] = {c: {} for c, _ in cells}
@@ -109,7 +113,8 @@ def summarize(name: str, cells: list[tuple[str, list[str]]], seeds: list[int], b
                 keys.append(k)
     out = []
     for cell, overrides in cells:
-        cs = CellSummary(cell, list(overrides), list(seeds), failed=failed[cell])
+        cs = CellSummary(cell, list(overrides), list(seeds), failed=failed[cell],
+                         shared=(shared or {}).get(cell, ""))
         cs.pending = [s for s in seeds if s not in by_cell[cell] and s not in failed[cell]]
         for k in keys:
             vals = [by_cell[cell][s][k] for s in seeds
@@ -145,6 +150,9 @@ def write_markdown(s: Summary, path: Path) -> Path:
         lines.append(f"- {k}: {v}")
     for k in s.keys:
         lines.append(f"- {k}{arrows.get(s.directions.get(k, ''), '')}")
+    for c in s.cells:
+        if c.shared:
+            lines.append(f"- {c.cell}: {c.shared}")
     lines += ["", "| cell | n | " + " | ".join(s.keys) + " |",
               "|---|---|" + "---|" * len(s.keys)]
     for c in s.cells:

@@ -3,7 +3,9 @@
 Reads ``RUN_DIR/sweep_job.json`` (written by :func:`gantk.sweeps.write_job`), trains the stack into
 RUN_DIR (resuming from its checkpoints), evaluates it with the sweep's metrics, appends the result
 to ``eval.jsonl`` and writes ``sweep_result.json`` last (atomically), which marks the run finished.
-A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2. SIGTERM (the sweep
+A job with ``train_run`` (a cell declared ``train_as`` another) trains nothing: it loads that run's
+final checkpoint (``OUT/CELL/seed_S``, a sibling of RUN_DIR's cell) and evaluates it with the job's
+sampling transforms. A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2. SIGTERM (the sweep
 stopping) saves a checkpoint at the next step boundary and exits with status 130, so the next call
 resumes from there.
 """
@@ -35,15 +37,22 @@ def main(argv: list[str] | None = None) -> int:
         from .signals import Interrupted
 
         try:
-            pipe = Pipeline.from_spec(job["base"], job["overrides"])
-            pipe.train(out=run_dir, progress=False)
+            if job.get("train_run"):
+                from .sweeps import load_train_run
+
+                pipe = load_train_run(run_dir, job["train_run"])
+            else:
+                pipe = Pipeline.from_spec(job["base"], job["overrides"])
+                pipe.train(out=run_dir, progress=False)
             ev = job["eval"]
             result = pipe.evaluate(ev["metrics"] or None, n=ev["n"], with_=ev["with"] or None,
                                    options=ev["options"] or None, feature_net=ev["feature_net"],
                                    seed=ev["seed"])
             record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
-                        source="sweep")
+                        source="sweep", **{"with": pipe.sample_transforms(ev["with"] or None)})
             result = {**result, "step": pipe.step, "cell": job["cell"], "seed": job["seed"]}
+            if job.get("train_run"):
+                result["train_run"] = job["train_run"]
             tmp = run_dir / (RESULT_FILE + ".tmp")
             tmp.write_text(json.dumps(result, indent=2, allow_nan=True))
             tmp.replace(run_dir / RESULT_FILE)

@@ -88,26 +88,72 @@ def _label(value: Any) -> str:
         str(value).lower() if isinstance(value, bool) else str(value))
 
 
-def _axis_values(name: str, values: Any) -> list[tuple[str, list[str]]]:
-    """``[(label, overrides)]`` of one axis."""
+@dataclass
+class AxisValue:
+    """One value of an axis: its label (``axis=value``), its overrides, and for a value that only
+    changes sampling, the value whose training it shares (``train_as``) and its transforms."""
+
+    label: str
+    overrides: list[str]
+    train_as: str | None = None
+    with_: list[Any] = field(default_factory=list)
+
+
+def _shared_value(name: str, label: str, value: dict[str, Any]) -> AxisValue:
+    where = f"axes.{name}.{label}"
+    unknown = sorted(set(value) - {"train_as", "with"})
+    if unknown or not isinstance(value.get("train_as"), str) or not value.get("with"):
+        raise SweepError(f"value {label!r} of axis {name!r} is a table, which must hold exactly "
+                         "train_as (the value whose trained networks it evaluates) and with "
+                         "(post-training transforms at sampling)" +
+                         (f"; unknown key(s) {', '.join(unknown)}" if unknown else ""),
+                         where=where, fix='write e.g. advlat_z = { train_as = "vanilla", '
+                                         'with = ["advlat_z"] }, or give a list of overrides.')
+    if not isinstance(value["with"], list):
+        raise SweepError(f"with of value {label!r} must be a list", where=f"{where}.with",
+                         fix='write e.g. with = ["advlat_z"].')
+    return AxisValue(f"{name}={label}", [], f"{name}={value['train_as']}", list(value["with"]))
+
+
+def _axis_values(name: str, values: Any) -> list[AxisValue]:
+    """The values of one axis; a ``train_as`` value gets its target's overrides."""
 
     if isinstance(values, list):
         if not values:
             raise SweepError(f"axis {name!r} has no values", where=f"axes.{name}",
                              fix="give at least one value.")
-        return [(f"{name}={_label(v).strip(chr(34))}", [f"{name}={_label(v)}"]) for v in values]
+        return [AxisValue(f"{name}={_label(v).strip(chr(34))}", [f"{name}={_label(v)}"])
+                for v in values]
     if isinstance(values, dict):
         if not values:
             raise SweepError(f"axis {name!r} has no values", where=f"axes.{name}",
                              fix="give at least one named value.")
         out = []
         for label, ov in values.items():
+            if isinstance(ov, dict):
+                out.append(_shared_value(name, label, ov))
+                continue
             ov = [ov] if isinstance(ov, str) else ov
             if not isinstance(ov, list) or not all(isinstance(o, str) for o in ov):
-                raise SweepError(f"value {label!r} of axis {name!r} must be a list of overrides",
+                raise SweepError(f"value {label!r} of axis {name!r} must be a list of overrides "
+                                 "or a { train_as, with } table",
                                  where=f"axes.{name}.{label}",
                                  fix='write e.g. msgan = ["stack=\\"backbone=dcgan + msgan\\""].')
-            out.append((f"{name}={label}", list(ov)))
+            out.append(AxisValue(f"{name}={label}", list(ov)))
+        trained = {v.label: v for v in out if v.train_as is None}
+        for v in out:
+            if v.train_as is not None:
+                if v.train_as not in trained:
+                    from .errors import suggest
+
+                    hint = suggest(v.train_as.split("=", 1)[1],
+                                   [t.split("=", 1)[1] for t in trained])
+                    raise SweepError(f"{v.label} is trained as {v.train_as!r}, which is not a "
+                                     f"value of axis {name!r} with overrides of its own" +
+                                     (f"; {hint}" if hint else ""),
+                                     where=f"axes.{name}.{v.label.split('=', 1)[1]}.train_as",
+                                     fix=f"name one of: {', '.join(t.split('=', 1)[1] for t in trained)}.")
+                v.overrides = list(trained[v.train_as].overrides)
         return out
     raise SweepError(f"axis {name!r} must be a list of values or a table of named overrides",
                      where=f"axes.{name}", fix="see docs/sweeps.md.")
@@ -120,13 +166,28 @@ def slug(cell: str) -> str:
 
 
 @dataclass
+class Cell:
+    """One cell: its name, the overrides its networks are trained with, and for a cell that only
+    changes sampling, the cell whose runs it evaluates (``trained_in``) with extra transforms."""
+
+    name: str
+    overrides: list[str]
+    trained_in: str | None = None
+    with_: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class Run:
-    """One (cell, seed): an ordinary run directory."""
+    """One (cell, seed): an ordinary run directory. A run of a ``train_as`` cell trains nothing:
+    it evaluates the networks of ``source`` (the run of the cell it shares training with) with
+    its ``with_`` transforms added at sampling, and holds only that evaluation."""
 
     cell: str
     seed: int
     overrides: list[str]
     dir: Path
+    source: Path | None = None
+    with_: list[Any] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -178,17 +239,26 @@ class Sweep:
         return sw
 
     # ------------------------------------------------------------------ expansion
-    def cells(self) -> list[tuple[str, list[str]]]:
-        """``[(cell name, overrides)]``: the product of the axes (one cell without axes)."""
+    def plan(self) -> list[Cell]:
+        """The cells: the product of the axes (one cell without axes). A combination with
+        ``train_as`` values is trained in the cell named with their targets instead."""
 
         axes = [_axis_values(n, v) for n, v in self.spec.axes.items()]
         if not axes:
-            return [("base", list(self.spec.set))]
+            return [Cell("base", list(self.spec.set))]
         out = []
         for combo in itertools.product(*axes):
-            name = ",".join(label for label, _ in combo)
-            out.append((name, list(self.spec.set) + [o for _, ov in combo for o in ov]))
+            shared = any(v.train_as for v in combo)
+            out.append(Cell(",".join(v.label for v in combo),
+                            list(self.spec.set) + [o for v in combo for o in v.overrides],
+                            ",".join(v.train_as or v.label for v in combo) if shared else None,
+                            [w for v in combo for w in v.with_]))
         return out
+
+    def cells(self) -> list[tuple[str, list[str]]]:
+        """``[(cell name, overrides its networks are trained with)]``, in :meth:`plan`'s order."""
+
+        return [(c.name, c.overrides) for c in self.plan()]
 
     @property
     def baseline(self) -> str:
@@ -198,9 +268,10 @@ class Sweep:
         """Every (cell, seed), seed-major: every cell's first seed comes before any second seed."""
 
         out = Path(out)
-        cells = self.cells()
-        return [Run(name, seed, ov + [f"seed={seed}"], out / slug(name) / f"seed_{seed}")
-                for seed in self.spec.seeds for name, ov in cells]
+        cells = self.plan()
+        return [Run(c.name, seed, c.overrides + [f"seed={seed}"], out / slug(c.name) / f"seed_{seed}",
+                    out / slug(c.trained_in) / f"seed_{seed}" if c.trained_in else None, c.with_)
+                for seed in self.spec.seeds for c in cells]
 
     # ------------------------------------------------------------------ validation
     def validate(self, *, manager: Any = None) -> None:
@@ -214,12 +285,18 @@ class Sweep:
 
         manager = manager or get_plugin_manager()
         problems = []
-        for name, ov in self.cells():
+        built: dict[tuple[str, ...], Pipeline] = {}
+        for cell in self.plan():
             try:
-                Pipeline(parse_spec(self.base, ov + [f"seed={self.spec.seeds[0]}"]),
-                         manager=manager, device="cpu")
+                key = tuple(cell.overrides)
+                if key not in built:
+                    built[key] = Pipeline(parse_spec(self.base, cell.overrides +
+                                                     [f"seed={self.spec.seeds[0]}"]),
+                                          manager=manager, device="cpu")
+                if cell.with_:  # the sampling transforms must build on the trained stack
+                    built[key]._extra_components(cell.with_)
             except GantkError as exc:
-                problems.append(f"cell {name!r}: {exc.paragraph()}")
+                problems.append(f"cell {cell.name!r}: {exc.paragraph()}")
         try:
             names = resolve_metric_names(self.spec.eval.metrics, registry=manager.registry)
             for metric, opts in self.spec.eval.options.items():
@@ -286,10 +363,21 @@ class Sweep:
                 records.append({"cell": r.cell, "seed": r.seed,
                                 "error": (r.dir / ERROR_FILE).read_text().strip()})
         name = self.spec.name if step is None else f"{self.spec.name} (at step {step})"
+        shared = {c.name: f"the networks of {c.trained_in}, sampled with "
+                          f"{', '.join(_with_name(w) for w in c.with_)} (trains nothing"
+                          f"{'; no per-step evaluations' if step is not None else ''})"
+                  for c in self.plan() if c.trained_in}
         summary = summarize(name, self.cells(), list(self.spec.seeds), self.baseline,
-                            records, directions=directions)
+                            records, directions=directions, shared=shared)
         write_all(summary, out, "summary" if step is None else f"summary_step{step}")
         return summary
+
+
+def _with_name(item: Any) -> str:
+    if isinstance(item, dict):
+        opts = ", ".join(f"{k}={v}" for k, v in item.items() if k != "name")
+        return f"{item.get('name')}({opts})" if opts else str(item.get("name"))
+    return str(item)
 
 
 def _eval_at_step(path: Path, step: int) -> dict[str, Any] | None:
@@ -334,7 +422,11 @@ def job_settings(run: Run, base: dict[str, Any], ev: EvalSpec) -> dict[str, Any]
     """The settings in a run's job file that decide its result (its cell and seed name its
     directory; a different thread count is not a different experiment)."""
 
-    return {"base": base, "overrides": run.overrides, "eval": ev.model_dump(by_alias=True)}
+    settings = {"base": base, "overrides": run.overrides, "eval": ev.model_dump(by_alias=True)}
+    if run.source is not None:  # trains nothing: evaluates the source run's networks
+        settings["eval"]["with"] = [*settings["eval"]["with"], *run.with_]
+        settings["train_run"] = f"{run.source.parent.name}/{run.source.name}"
+    return settings
 
 
 def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Path:
@@ -346,6 +438,52 @@ def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Pat
     path = run.dir / JOB_FILE
     path.write_text(json.dumps(job, indent=2))
     return path
+
+
+def load_train_run(run_dir: str | Path, train_run: str, *, device: str | None = None) -> Any:
+    """The finished run whose networks a ``train_as`` cell's run evaluates: ``CELL/seed_S`` under
+    the sweep directory and nowhere else (the job file is data; it cannot point outside it)."""
+
+    from .errors import CheckpointError
+    from .pipeline import Pipeline
+
+    run_dir = Path(run_dir)
+    parts = Path(train_run).parts
+    if len(parts) != 2 or any(p in ("", ".", "..") for p in parts):
+        raise SweepError(f"train_run {train_run!r} is not CELL/seed_S", where=str(run_dir / JOB_FILE),
+                         fix="run the sweep command again, which rewrites the job file.")
+    source = run_dir.parent.parent / train_run
+    if not (source / RESULT_FILE).is_file():
+        raise SweepError(f"the run this cell shares its training with, {source}, has not finished "
+                         "(it failed or was stopped: see its sweep_error.txt and sweep.log)",
+                         where=str(run_dir), fix="fix that run and run the sweep again; this "
+                                                 "one is evaluated once it has finished.")
+    try:
+        return Pipeline.load(source, device=device)
+    except CheckpointError as exc:
+        raise SweepError(f"the run this cell shares its training with, {source}, has no "
+                         f"checkpoint to evaluate: {exc.paragraph()}", where=str(run_dir),
+                         fix="delete that run directory and run the sweep again (it is trained "
+                             "anew, then this cell evaluated).") from None
+
+
+def load_run(run_dir: str | Path, *, device: str | None = None) -> tuple[Any, list[Any]]:
+    """``(pipeline, with_)``: the networks a sweep run was scored on and the transforms its
+    evaluation added at sampling, so that ``pipeline.sample(n, with_=with_)`` draws what the
+    sweep scored. A ``train_as`` cell's run holds no networks of its own: its pipeline is the run
+    it shares training with."""
+
+    from .pipeline import Pipeline
+
+    run_dir = Path(run_dir)
+    try:
+        job = json.loads((run_dir / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        job = {}
+    with_ = list((job.get("eval") or {}).get("with") or []) if isinstance(job, dict) else []
+    if isinstance(job, dict) and isinstance(job.get("train_run"), str):
+        return load_train_run(run_dir, job["train_run"], device=device), with_
+    return Pipeline.load(run_dir, device=device), with_
 
 
 def worker_command(run_dir: Path) -> list[str]:

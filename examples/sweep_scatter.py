@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 
-from gantk import Pipeline
 from gantk.errors import GantkError
-from gantk.sweeps import slug
+from gantk.sweeps import load_run, slug
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for ax, cell in zip(axes[0], cells):
         run = args.sweep_dir / slug(cell) / f"seed_{args.seed}"
         try:
-            pipe = Pipeline.load(run)
+            pipe, with_ = load_run(run)  # a train_as cell: its source's nets + its transforms
         except GantkError as exc:
             print(exc.paragraph(), file=sys.stderr)
             return 2
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                   "sweeps (use `gantk sample RUN --out grid.png` for images).", file=sys.stderr)
             return 2
         torch.manual_seed(args.seed)
-        x = pipe.sample(args.n).float()
+        x = pipe.sample(args.n, with_=with_).float()
         m = pipe.data_info.modes.cpu()
         ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5, c="#1f77b4", rasterized=True)
         ax.scatter(m[:, 0], m[:, 1], s=50, marker="x", c="#d62728")

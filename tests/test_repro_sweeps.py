@@ -29,13 +29,15 @@ def test_shipped_sweep_files_validate(path):
 
 def test_demo_is_plain_against_the_same_stack_plus_advlat_z():
     sw = Sweep.from_file(ROOT / "examples" / "sweeps" / "demo.toml")
-    cells = dict(sw.cells())
-    assert sw.baseline == "sampling=plain" and cells["sampling=plain"] == []
-    assert any("advlat_z" in o for o in cells["sampling=advlat_z"])
+    plan = {c.name: c for c in sw.plan()}
+    assert sw.baseline == "sampling=plain" and plan["sampling=plain"].overrides == []
+    searched = plan["sampling=advlat_z"]  # plain's generator, sampled with the search
+    assert searched.trained_in == "sampling=plain" and searched.overrides == []
+    assert searched.with_ == [{"name": "advlat_z", "steps": 300, "step_size": 0.003}]
     assert "data=ring" in sw.spec.stack["stack"]  # embedded data: nothing to download
     # the demo's settings are the Ring reproduction's (docs/reproduction.md), on fewer seeds
     repro = Sweep.from_file(ROOT / "examples" / "sweeps" / "repro_advlat_ring.toml")
-    assert repro.spec.stack == sw.spec.stack and dict(repro.cells()) == cells
+    assert repro.spec.stack == sw.spec.stack and repro.plan() == sw.plan()
     assert repro.spec.eval == sw.spec.eval
 
 
@@ -56,6 +58,10 @@ def test_advlat_z_in_the_stack_leaves_training_unchanged(ring_spec):
     torch.manual_seed(1)
     x1 = searched.sample(256)
     assert not torch.allclose(x0, x1)  # the search did move the samples
+    # a train_as cell samples the plain run's nets `with` the search: the very same draws, so
+    # the Ring/Grid numbers measured with advlat_z in the stack hold for the train_as cells
+    torch.manual_seed(1)
+    torch.testing.assert_close(plain.sample(256, with_=["advlat_z"]), x1, rtol=0, atol=0)
 
 
 def _cell_pipeline(sw, cell):
@@ -99,11 +105,20 @@ def test_sweep_scatter_refuses_a_directory_without_summary(tmp_path):
 
 
 def test_sweep_scatter_draws_one_panel_per_cell(tmp_path, ring_spec):
-    cells = ["sampling=plain", "sampling=advlat_z"]
-    for cell, stack in zip(cells, [ring_spec["stack"], ring_spec["stack"] + " + advlat_z"]):
+    """Three panels: a trained run, one with advlat_z in its stack, and a train_as run (no nets
+    of its own: the plain run's, sampled with its job's transforms)."""
+    from gantk.sweeps import JOB_FILE, RESULT_FILE
+
+    cells = ["sampling=plain", "sampling=stack_z", "sampling=advlat_z"]
+    for cell, stack in zip(cells[:2], [ring_spec["stack"], ring_spec["stack"] + " + advlat_z"]):
         pipe = Pipeline.from_spec({**ring_spec, "stack": stack,
                                    "train": {**ring_spec["train"], "steps": 4}})
         pipe.train(out=tmp_path / cell / "seed_0", progress=False)
+    (tmp_path / cells[0] / "seed_0" / RESULT_FILE).write_text("{}")
+    shared = tmp_path / cells[2] / "seed_0"
+    shared.mkdir(parents=True)
+    (shared / JOB_FILE).write_text(json.dumps({"train_run": "sampling=plain/seed_0",
+                                               "eval": {"with": ["advlat_z"]}}))
     (tmp_path / "summary.json").write_text(json.dumps({"cells": [{"cell": c} for c in cells]}))
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "sweep_scatter.py"),
                           str(tmp_path), "--n", "200"], capture_output=True, text=True)
@@ -113,7 +128,7 @@ def test_sweep_scatter_draws_one_panel_per_cell(tmp_path, ring_spec):
     from PIL import Image
 
     w, h = Image.open(png).size
-    assert w > 1.8 * h  # two panels side by side
+    assert w > 2.6 * h  # three panels side by side
 
 
 def test_make_demo_runs_the_demo_sweep_and_readme_starts_with_it():

@@ -62,6 +62,11 @@ def test_base_stack_file_relative_to_the_sweep_file(tmp_path):
     ({"seeds": []}, "seeds"),
     ({"base": "x.toml"}, "once"),
     ({"bogus": 1}, "bogus"),
+    ({"axes": {"method": {"plain": [], "z": {"train_as": "plian", "with": ["advlat_z"]}}}},
+     "did you mean 'plain'"),
+    ({"axes": {"method": {"plain": [], "z": {"train_as": "plain", "with": []}}}}, "train_as"),
+    ({"axes": {"method": {"plain": [], "z": {"train_as": "plain", "with": ["advlat_z"],
+                                             "set": []}}}}, "unknown key(s) set"),
 ])
 def test_bad_sweep_files_are_refused(change, where):
     with pytest.raises(SweepError) as exc:
@@ -246,3 +251,86 @@ def test_cli_sweep_runs_cells_in_processes_and_finishes_only_what_is_left(tmp_pa
     assert "started method=plain" not in err
     assert (runs[0].dir / RESULT_FILE).read_text() == first
     assert Path(tmp_path / "out" / "summary.csv").read_text().count("modes_covered") == 2
+
+
+SHARED_AXES = {"method": {"plain": [], "z": {"train_as": "plain",
+                                             "with": [{"name": "advlat_z", "steps": 3}]}}}
+
+
+class InProcessLauncher:
+    """Runs each job with the real worker in this process; a run ends one poll after it starts,
+    so the order in which runs were started is observable."""
+
+    slots = 2
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+
+    def start(self, run):
+        from gantk.sweep_worker import main as worker
+
+        self.events.append(("start", run.cell, run.seed))
+        return [run, worker([str(run.dir)]), False]
+
+    def poll(self, handle):
+        if not handle[2]:  # still "running" at the first poll
+            handle[2] = True
+            return None
+        self.events.append(("end", handle[0].cell, handle[0].seed))
+        return handle[1]
+
+    def stop(self, handle):  # pragma: no cover - nothing runs in the background
+        pass
+
+
+def test_a_train_as_cell_evaluates_the_networks_of_its_source_run(tmp_path):
+    """``z = { train_as = "plain", with = [advlat_z] }`` trains nothing: it waits for the plain
+    run of the same seed, then scores those networks with advlat_z at sampling, exactly as
+    `gantk eval RUN --with advlat_z` would."""
+    from gantk import Pipeline
+
+    sw = Sweep.from_dict(sweep_dict(axes=SHARED_AXES, seeds=[0, 1]))
+    plan = {c.name: c for c in sw.plan()}
+    assert plan["method=z"].trained_in == "method=plain"
+    assert plan["method=z"].overrides == plan["method=plain"].overrides
+    launcher = InProcessLauncher()
+    s = sw.run(tmp_path, launcher=launcher, validate=False)
+    ev = launcher.events
+    assert ev[:2] == [("start", "method=plain", 0), ("start", "method=plain", 1)]  # z waits
+    for seed in (0, 1):  # each z run started only after its plain run had ended
+        assert ev.index(("start", "method=z", seed)) > ev.index(("end", "method=plain", seed))
+    plain, z = (tmp_path / "method=plain" / "seed_0"), (tmp_path / "method=z" / "seed_0")
+    assert (plain / "checkpoints").is_dir() and not (z / "checkpoints").exists()
+    assert not (z / "metrics.jsonl").exists()  # no training step in the shared cell
+    result = json.loads((z / RESULT_FILE).read_text())
+    assert result["train_run"] == "method=plain/seed_0" and result["step"] == 6
+    row = json.loads((z / "eval.jsonl").read_text().splitlines()[-1])
+    assert row["with"] == [{"name": "advlat_z", "steps": 3, "from": "with"}]
+    direct = Pipeline.load(plain).evaluate(["modes"], n=200, seed=0,
+                                           with_=[{"name": "advlat_z", "steps": 3}])
+    assert result["high_quality"] == direct["high_quality"]
+    assert s.row("method=z").stats["high_quality"]["n"] == 2
+    assert "the networks of method=plain, sampled with advlat_z(steps=3)" in (
+        tmp_path / "summary.md").read_text()
+
+
+def test_a_train_as_run_whose_source_failed_or_points_outside_reports_it(tmp_path):
+    from gantk.sweep_worker import main as worker
+    from gantk.sweeps import write_job
+
+    sw = Sweep.from_dict(sweep_dict(axes=SHARED_AXES, seeds=[0]))
+    z = next(r for r in sw.runs(tmp_path) if r.cell == "method=z")
+    write_job(z, sw.base, sw.spec.eval, threads=1)
+    assert worker([str(z.dir)]) == 2  # the plain run never ran
+    assert "has not finished" in (z.dir / ERROR_FILE).read_text()
+    job = json.loads((z.dir / "sweep_job.json").read_text())
+    (z.dir / "sweep_job.json").write_text(json.dumps({**job, "train_run": "../../elsewhere/seed_0"}))
+    assert worker([str(z.dir)]) == 2
+    assert "is not CELL/seed_S" in (z.dir / ERROR_FILE).read_text()
+
+
+def test_validation_builds_the_sampling_transforms_of_train_as_cells(tmp_path):
+    sw = Sweep.from_dict(sweep_dict(axes={"method": {"plain": [], "z": {
+        "train_as": "plain", "with": ["advlat_zz"]}}}))
+    with pytest.raises(SweepError, match="cell 'method=z'.*advlat_zz"):
+        sw.validate()
