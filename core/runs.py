@@ -82,6 +82,16 @@ def stored_stack(run_dir: Path, warn=None) -> dict[str, Any] | None:
     return d
 
 
+def _train_as_source(path: Path) -> Path | None:
+    """The run a sweep's ``train_as`` run directory evaluates (its job file's ``train_run``)."""
+    try:
+        job = json.loads((path / "sweep_job.json").read_text())
+        train_run = job["train_run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path.parent.parent / train_run if isinstance(train_run, str) else None
+
+
 def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
                     accept: Callable[[Checkpoint], None] | None = None) -> Checkpoint:
     """A checkpoint: ``path`` itself, or the newest intact one in run directory ``path``.
@@ -106,8 +116,13 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
                                   f"{trim([s for s, _ in list_checkpoints(path)], 200)})",
                                   where=str(path), fix="pick one of the steps listed.")
     if not found:
+        source = _train_as_source(path)
         raise CheckpointError("the run directory holds no checkpoint", where=str(path / "checkpoints"),
-                              fix="train first (`gantk train STACK.toml --out RUN_DIR`).")
+                              fix=f"this run of a sweep's train_as cell trained nothing and holds "
+                                  f"only its evaluation: its networks are in {source} (sample them "
+                                  f"with the cell's transforms: `gantk eval {source} --with NAME`, "
+                                  f"or gantk.sweeps.load_run)." if source else
+                              "train first (`gantk train STACK.toml --out RUN_DIR`).")
     reference = stored_stack(path, warn)
     for _, f in reversed(found):  # newest intact one wins
         try:

@@ -302,6 +302,11 @@ def test_a_train_as_cell_evaluates_the_networks_of_its_source_run(tmp_path):
     plain, z = (tmp_path / "method=plain" / "seed_0"), (tmp_path / "method=z" / "seed_0")
     assert (plain / "checkpoints").is_dir() and not (z / "checkpoints").exists()
     assert not (z / "metrics.jsonl").exists()  # no training step in the shared cell
+    from gantk.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="train_as") as err:  # `gantk eval` on it
+        Pipeline.load(z)
+    assert str(plain) in err.value.paragraph()
     result = json.loads((z / RESULT_FILE).read_text())
     assert result["train_run"] == "method=plain/seed_0" and result["step"] == 6
     row = json.loads((z / "eval.jsonl").read_text().splitlines()[-1])
