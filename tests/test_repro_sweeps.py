@@ -27,6 +27,15 @@ def test_shipped_sweep_files_validate(path):
     assert sw.baseline in [name for name, _ in sw.cells()]
 
 
+PILOTS = sorted((ROOT / "examples" / "sweeps" / "pilots").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", PILOTS, ids=[p.stem for p in PILOTS])
+def test_shipped_pilot_sweeps_validate(path):
+    """Pilots pick a setting on one seed (they make no claim, so the 3-seed rule is not theirs)."""
+    Sweep.from_file(path).validate()
+
+
 def test_demo_is_plain_against_the_same_stack_plus_advlat_z():
     sw = Sweep.from_file(ROOT / "examples" / "sweeps" / "demo.toml")
     plan = {c.name: c for c in sw.plan()}
@@ -92,7 +101,8 @@ def test_acl_ae_sweep_cells_share_the_autoencoder_and_differ_in_sampling_only():
     sw = Sweep.from_file(ROOT / "examples" / "sweeps" / "repro_acl_ae_mnist5k.toml")
     cells = dict(sw.cells())
     assert sw.baseline == "sampling=plain-ae"
-    assert cells == {"sampling=plain-ae": ["methods.acl.sample_codes=prior"], "sampling=acl-ae": []}
+    assert cells == {"sampling=plain-ae": ["methods.acl.sample_codes=prior"], "sampling=acl-ae": [],
+                     "sampling=vae": ["backbone.kl_weight=3.0", "methods.acl.sample_codes=prior"]}
     assert "backbone=autoencoder" in sw.spec.stack["stack"] and "acl" in sw.spec.stack["stack"]
     assert {"fid", "prdc", "confidence"} <= set(sw.spec.eval.metrics)
 
