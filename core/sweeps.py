@@ -365,10 +365,14 @@ class Sweep:
         name = self.spec.name if step is None else f"{self.spec.name} (at step {step})"
         shared = {c.name: f"the networks of {c.trained_in}, sampled with "
                           f"{', '.join(_with_name(w) for w in c.with_)} (trains nothing"
-                          f"{'; no per-step evaluations' if step is not None else ''})"
+                          f"{'; evaluated at its final step only' if step is not None else ''})"
                   for c in self.plan() if c.trained_in}
         summary = summarize(name, self.cells(), list(self.spec.seeds), self.baseline,
                             records, directions=directions, shared=shared)
+        if step is not None:  # a train_as cell has only its final evaluation: not "unfinished"
+            for cell in summary.cells:
+                if cell.shared:
+                    cell.pending = []
         write_all(summary, out, "summary" if step is None else f"summary_step{step}")
         return summary
 

@@ -317,6 +317,11 @@ def test_a_train_as_cell_evaluates_the_networks_of_its_source_run(tmp_path):
     assert s.row("method=z").stats["high_quality"]["n"] == 2
     assert "the networks of method=plain, sampled with advlat_z(steps=3)" in (
         tmp_path / "summary.md").read_text()
+    # per-step views: the shared cell has its final evaluation only, and is not "unfinished"
+    assert sw.summarize(tmp_path, step=6).row("method=z").stats["high_quality"]["n"] == 2
+    at = sw.summarize(tmp_path, step=3)
+    assert at.row("method=z").stats == {} and at.row("method=z").pending == []
+    assert "evaluated at its final step only" in (tmp_path / "summary_step3.md").read_text()
 
 
 def test_a_train_as_run_whose_source_failed_or_points_outside_reports_it(tmp_path):
