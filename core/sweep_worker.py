@@ -5,9 +5,9 @@ RUN_DIR (resuming from its checkpoints), evaluates it with the sweep's metrics, 
 to ``eval.jsonl`` and writes ``sweep_result.json`` last (atomically), which marks the run finished.
 A job with ``train_run`` (a cell declared ``train_as`` another) trains nothing: it loads that run's
 final checkpoint (``OUT/CELL/seed_S``, a sibling of RUN_DIR's cell) and evaluates it with the job's
-sampling transforms. A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2. SIGTERM (the sweep
-stopping) saves a checkpoint at the next step boundary and exits with status 130, so the next call
-resumes from there.
+sampling transforms. A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2.
+SIGTERM (the sweep stopping) saves a checkpoint at the next step boundary and exits with status
+130, so the next call resumes from there.
 """
 
 from __future__ import annotations
