@@ -56,7 +56,7 @@ def _cell(st: dict[str, Any] | None, baseline: bool) -> str:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .errors import SpecError
-    from .sweeps import Sweep, _with_name
+    from .sweeps import Sweep
 
     if args.jobs is not None and args.jobs < 1:
         raise SpecError(f"--jobs {args.jobs}", where="--jobs", fix="use 1 or more.")
@@ -72,8 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"[green]ok[/]: {len(sw.cells())} cell(s) x {len(sw.spec.seeds)} seed(s) = "
                       f"{len(runs)} run(s), {finished} already finished; baseline {sw.baseline!r}")
         for cell in sw.plan():
-            text = (f"the networks of {cell.trained_in}, sampled with "
-                    f"{', '.join(_with_name(w) for w in cell.with_)}" if cell.trained_in
+            text = (cell.describe() if cell.trained_in
                     else ' '.join(cell.overrides) or '(base stack)')
             console.print(f"  {cell.name}: {text}", markup=False)
         return 0

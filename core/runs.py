@@ -84,12 +84,14 @@ def stored_stack(run_dir: Path, warn=None) -> dict[str, Any] | None:
 
 def _train_as_source(path: Path) -> Path | None:
     """The run a sweep's ``train_as`` run directory evaluates (its job file's ``train_run``)."""
+    from .errors import GantkError
+    from .sweeps import read_job, train_run_dir
+
+    train_run = read_job(path).get("train_run")
     try:
-        job = json.loads((path / "sweep_job.json").read_text())
-        train_run = job["train_run"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return train_run_dir(path, train_run) if isinstance(train_run, str) else None
+    except GantkError:
         return None
-    return path.parent.parent / train_run if isinstance(train_run, str) else None
 
 
 def open_checkpoint(path: Path, *, step: int | None = None, warn=None,

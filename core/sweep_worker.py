@@ -37,10 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         from .signals import Interrupted
 
         try:
-            if job.get("train_run"):
+            train_run = job.get("train_run")
+            if train_run:
                 from .sweeps import load_train_run
 
-                pipe = load_train_run(run_dir, job["train_run"])
+                pipe = load_train_run(run_dir, train_run)
             else:
                 pipe = Pipeline.from_spec(job["base"], job["overrides"])
                 pipe.train(out=run_dir, progress=False)
@@ -51,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
                         source="sweep", **{"with": pipe.sample_transforms(ev["with"] or None)})
             result = {**result, "step": pipe.step, "cell": job["cell"], "seed": job["seed"]}
-            if job.get("train_run"):
-                result["train_run"] = job["train_run"]
+            if train_run:
+                result["train_run"] = train_run
             tmp = run_dir / (RESULT_FILE + ".tmp")
             tmp.write_text(json.dumps(result, indent=2, allow_nan=True))
             tmp.replace(run_dir / RESULT_FILE)

@@ -89,17 +89,32 @@ def _label(value: Any) -> str:
 
 
 @dataclass
-class AxisValue:
-    """One value of an axis: its label (``axis=value``), its overrides, and for a value that only
-    changes sampling, the value whose training it shares (``train_as``) and its transforms."""
+class Cell:
+    """A cell, or one value of one axis (a one-axis cell): its name (``axis=value,...``), the
+    overrides its networks are trained with, and for a cell that only changes sampling, the cell
+    whose runs it evaluates (``trained_in``, from ``train_as``) with extra transforms."""
 
-    label: str
+    name: str
     overrides: list[str]
-    train_as: str | None = None
+    trained_in: str | None = None
     with_: list[Any] = field(default_factory=list)
 
+    def describe(self) -> str:
+        """What a ``train_as`` cell evaluates, e.g. ``the networks of method=vanilla, sampled
+        with advlat_z(steps=300)``."""
 
-def _shared_value(name: str, label: str, value: dict[str, Any]) -> AxisValue:
+        return (f"the networks of {self.trained_in}, sampled with "
+                f"{', '.join(_with_name(w) for w in self.with_)}")
+
+
+def _with_name(item: Any) -> str:
+    if isinstance(item, dict):
+        opts = ", ".join(f"{k}={v}" for k, v in item.items() if k != "name")
+        return f"{item.get('name')}({opts})" if opts else str(item.get("name"))
+    return str(item)
+
+
+def _shared_value(name: str, label: str, value: dict[str, Any]) -> Cell:
     where = f"axes.{name}.{label}"
     unknown = sorted(set(value) - {"train_as", "with"})
     if unknown or not isinstance(value.get("train_as"), str) or not value.get("with"):
@@ -112,17 +127,17 @@ def _shared_value(name: str, label: str, value: dict[str, Any]) -> AxisValue:
     if not isinstance(value["with"], list):
         raise SweepError(f"with of value {label!r} must be a list", where=f"{where}.with",
                          fix='write e.g. with = ["advlat_z"].')
-    return AxisValue(f"{name}={label}", [], f"{name}={value['train_as']}", list(value["with"]))
+    return Cell(f"{name}={label}", [], f"{name}={value['train_as']}", list(value["with"]))
 
 
-def _axis_values(name: str, values: Any) -> list[AxisValue]:
+def _axis_values(name: str, values: Any) -> list[Cell]:
     """The values of one axis; a ``train_as`` value gets its target's overrides."""
 
     if isinstance(values, list):
         if not values:
             raise SweepError(f"axis {name!r} has no values", where=f"axes.{name}",
                              fix="give at least one value.")
-        return [AxisValue(f"{name}={_label(v).strip(chr(34))}", [f"{name}={_label(v)}"])
+        return [Cell(f"{name}={_label(v).strip(chr(34))}", [f"{name}={_label(v)}"])
                 for v in values]
     if isinstance(values, dict):
         if not values:
@@ -139,21 +154,21 @@ def _axis_values(name: str, values: Any) -> list[AxisValue]:
                                  "or a { train_as, with } table",
                                  where=f"axes.{name}.{label}",
                                  fix='write e.g. msgan = ["stack=\\"backbone=dcgan + msgan\\""].')
-            out.append(AxisValue(f"{name}={label}", list(ov)))
-        trained = {v.label: v for v in out if v.train_as is None}
+            out.append(Cell(f"{name}={label}", list(ov)))
+        trained = {v.name: v for v in out if v.trained_in is None}
         for v in out:
-            if v.train_as is not None:
-                if v.train_as not in trained:
+            if v.trained_in is not None:
+                if v.trained_in not in trained:
                     from .errors import suggest
 
-                    hint = suggest(v.train_as.split("=", 1)[1],
+                    hint = suggest(v.trained_in.split("=", 1)[1],
                                    [t.split("=", 1)[1] for t in trained])
-                    raise SweepError(f"{v.label} is trained as {v.train_as!r}, which is not a "
+                    raise SweepError(f"{v.name} is trained as {v.trained_in!r}, which is not a "
                                      f"value of axis {name!r} with overrides of its own" +
                                      (f"; {hint}" if hint else ""),
-                                     where=f"axes.{name}.{v.label.split('=', 1)[1]}.train_as",
+                                     where=f"axes.{name}.{v.name.split('=', 1)[1]}.train_as",
                                      fix=f"name one of: {', '.join(t.split('=', 1)[1] for t in trained)}.")
-                v.overrides = list(trained[v.train_as].overrides)
+                v.overrides = list(trained[v.trained_in].overrides)
         return out
     raise SweepError(f"axis {name!r} must be a list of values or a table of named overrides",
                      where=f"axes.{name}", fix="see docs/sweeps.md.")
@@ -163,17 +178,6 @@ def slug(cell: str) -> str:
     """A folder name for a cell name."""
 
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", cell.replace(",", "__")).strip("_") or "cell"
-
-
-@dataclass
-class Cell:
-    """One cell: its name, the overrides its networks are trained with, and for a cell that only
-    changes sampling, the cell whose runs it evaluates (``trained_in``) with extra transforms."""
-
-    name: str
-    overrides: list[str]
-    trained_in: str | None = None
-    with_: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -248,10 +252,10 @@ class Sweep:
             return [Cell("base", list(self.spec.set))]
         out = []
         for combo in itertools.product(*axes):
-            shared = any(v.train_as for v in combo)
-            out.append(Cell(",".join(v.label for v in combo),
+            shared = any(v.trained_in for v in combo)
+            out.append(Cell(",".join(v.name for v in combo),
                             list(self.spec.set) + [o for v in combo for o in v.overrides],
-                            ",".join(v.train_as or v.label for v in combo) if shared else None,
+                            ",".join(v.trained_in or v.name for v in combo) if shared else None,
                             [w for v in combo for w in v.with_]))
         return out
 
@@ -363,8 +367,7 @@ class Sweep:
                 records.append({"cell": r.cell, "seed": r.seed,
                                 "error": (r.dir / ERROR_FILE).read_text().strip()})
         name = self.spec.name if step is None else f"{self.spec.name} (at step {step})"
-        shared = {c.name: f"the networks of {c.trained_in}, sampled with "
-                          f"{', '.join(_with_name(w) for w in c.with_)} (trains nothing"
+        shared = {c.name: f"{c.describe()} (trains nothing"
                           f"{'; evaluated at its final step only' if step is not None else ''})"
                   for c in self.plan() if c.trained_in}
         summary = summarize(name, self.cells(), list(self.spec.seeds), self.baseline,
@@ -375,13 +378,6 @@ class Sweep:
                     cell.pending = []
         write_all(summary, out, "summary" if step is None else f"summary_step{step}")
         return summary
-
-
-def _with_name(item: Any) -> str:
-    if isinstance(item, dict):
-        opts = ", ".join(f"{k}={v}" for k, v in item.items() if k != "name")
-        return f"{item.get('name')}({opts})" if opts else str(item.get("name"))
-    return str(item)
 
 
 def _eval_at_step(path: Path, step: int) -> dict[str, Any] | None:
@@ -444,19 +440,36 @@ def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Pat
     return path
 
 
-def load_train_run(run_dir: str | Path, train_run: str, *, device: str | None = None) -> Any:
-    """The finished run whose networks a ``train_as`` cell's run evaluates: ``CELL/seed_S`` under
-    the sweep directory and nowhere else (the job file is data; it cannot point outside it)."""
+def read_job(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``sweep_job.json`` as a dict; ``{}`` when there is none or it is unreadable."""
 
-    from .errors import CheckpointError
-    from .pipeline import Pipeline
+    try:
+        job = json.loads((Path(run_dir) / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return job if isinstance(job, dict) else {}
+
+
+def train_run_dir(run_dir: str | Path, train_run: str) -> Path:
+    """The run directory a ``train_as`` run's ``train_run`` names: ``CELL/seed_S`` under the sweep
+    directory and nowhere else (the job file is data; it cannot point outside it)."""
 
     run_dir = Path(run_dir)
     parts = Path(train_run).parts
     if len(parts) != 2 or any(p in ("", ".", "..") for p in parts):
         raise SweepError(f"train_run {train_run!r} is not CELL/seed_S", where=str(run_dir / JOB_FILE),
                          fix="run the sweep command again, which rewrites the job file.")
-    source = run_dir.parent.parent / train_run
+    return run_dir.parent.parent / train_run
+
+
+def load_train_run(run_dir: str | Path, train_run: str, *, device: str | None = None) -> Any:
+    """The finished run whose networks a ``train_as`` cell's run evaluates (:func:`train_run_dir`)."""
+
+    from .errors import CheckpointError
+    from .pipeline import Pipeline
+
+    run_dir = Path(run_dir)
+    source = train_run_dir(run_dir, train_run)
     if not (source / RESULT_FILE).is_file():
         raise SweepError(f"the run this cell shares its training with, {source}, has not finished "
                          "(it failed or was stopped: see its sweep_error.txt and sweep.log)",
@@ -479,13 +492,9 @@ def load_run(run_dir: str | Path, *, device: str | None = None) -> tuple[Any, li
 
     from .pipeline import Pipeline
 
-    run_dir = Path(run_dir)
-    try:
-        job = json.loads((run_dir / JOB_FILE).read_text())
-    except (OSError, ValueError):
-        job = {}
-    with_ = list((job.get("eval") or {}).get("with") or []) if isinstance(job, dict) else []
-    if isinstance(job, dict) and isinstance(job.get("train_run"), str):
+    job = read_job(run_dir)
+    with_ = list((job.get("eval") or {}).get("with") or [])
+    if isinstance(job.get("train_run"), str):
         return load_train_run(run_dir, job["train_run"], device=device), with_
     return Pipeline.load(run_dir, device=device), with_
 

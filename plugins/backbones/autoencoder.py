@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
