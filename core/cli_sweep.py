@@ -2,7 +2,8 @@
 write DIR/summary.{md,json,csv,png} (see docs/sweeps.md).
 
 ``--check`` validates every cell and prints the plan without running anything; ``--summary``
-rewrites the summary files from what DIR holds (after a partial run) without starting runs.
+rewrites the summary files from what DIR holds (after a partial run) without starting runs;
+``--only`` runs a subset of the cells; ``--set train.steps=N`` above the runs' steps extends them.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
                                             "each run gets CPU cores / jobs torch threads")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="an override for every cell, after the file's own (repeatable), e.g. "
-                        "--set train.steps=100; part of the runs' stacks, so a changed value "
-                        "needs a new --out")
+                        "--set train.steps=100; part of the runs' stacks: a larger "
+                        "train.steps extends finished runs, any other change needs a new --out")
+    p.add_argument("--only", action="append", metavar="CELL",
+                   help="run only the cells that match (repeatable): a cell name, axis=value "
+                        "pairs such as method=vanilla, or a bare value; a train_as cell brings "
+                        "the runs it evaluates; the summary still covers every cell")
     p.add_argument("--check", action="store_true", help="validate and list the runs; run nothing")
     p.add_argument("--summary", action="store_true",
                    help="only rewrite the summary files from DIR")
@@ -66,15 +71,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sw = Sweep.from_file(args.sweep)
     sw.spec.set.extend(args.set or [])
     runs = sw.runs(args.out)
+    chosen = sw.select(runs, args.only)
+    if args.only and (args.summary or args.step is not None):
+        raise SpecError("--only selects the runs to run; the summary always covers every cell",
+                        where="--only", fix="leave out --only with --summary.")
     if args.check:
         sw.validate(manager=manager)
         finished = sum(r.finished for r in runs)
         console.print(f"[green]ok[/]: {len(sw.cells())} cell(s) x {len(sw.spec.seeds)} seed(s) = "
                       f"{len(runs)} run(s), {finished} already finished; baseline {sw.baseline!r}")
+        if args.only:
+            console.print(f"--only: {len(chosen)} of these run(s) would run: "
+                          f"{', '.join(sorted({r.cell for r in chosen}))}", markup=False)
         for cell in sw.plan():
             text = (cell.describe() if cell.trained_in
                     else ' '.join(cell.overrides) or '(base stack)')
             console.print(f"  {cell.name}: {text}", markup=False)
+        from .sweeps import check_same_settings
+
+        for r, was, new in check_same_settings(chosen, sw.base, sw.spec.eval):
+            console.print(f"extends {r.dir}: train.steps {was} -> {new}", markup=False)
         return 0
     if args.step is not None and not args.summary:
         raise SpecError("--step only applies to --summary", where="--step",
@@ -82,7 +98,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.summary:
         summary = sw.summarize(args.out, manager=manager, step=args.step)
     else:
-        summary = sw.run(args.out, jobs=args.jobs, manager=manager,
+        summary = sw.run(args.out, jobs=args.jobs, manager=manager, only=args.only,
                          on_event=lambda text: err_console.print(text, markup=False,
                                                                  highlight=False))
     table = Table(title=f"{summary.name}: mean ± std over seeds (difference to {summary.baseline})")
@@ -98,6 +114,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     console.print(table)
     for k, v in summary.spaces.items():
         console.print(f"{k}: {v}", markup=False)
+    for note in summary.notes:
+        err_console.print(f"warning: {note}", markup=False, highlight=False)
     failed = [(c.cell, s, e) for c in summary.cells for s, e in c.failed.items()]
     for cell, seed, err in failed:
         err_console.print(f"failed: {cell} seed {seed}: {err}", markup=False, highlight=False)

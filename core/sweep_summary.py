@@ -32,11 +32,12 @@ class CellSummary:
     failed: dict[int, str] = field(default_factory=dict)  # seed -> error paragraph
     pending: list[int] = field(default_factory=list)  # seeds neither finished nor failed
     shared: str = ""  # a train_as cell: whose networks it samples, and with what
+    steps: list[int] = field(default_factory=list)  # the training steps its results come from
 
     def as_dict(self) -> dict[str, Any]:
         out = {"cell": self.cell, "overrides": self.overrides, "seeds": self.seeds,
                "metrics": self.stats, "failed": {str(k): v for k, v in self.failed.items()},
-               "pending": self.pending}
+               "pending": self.pending, "steps": self.steps}
         if self.shared:
             out["shared"] = self.shared
         return out
@@ -52,6 +53,7 @@ class Summary:
     cells: list[CellSummary]
     spaces: dict[str, str] = field(default_factory=dict)  # feature_space, is_space, modes_space
     directions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # warnings about what the table compares
 
     def row(self, cell: str) -> CellSummary:
         return next(c for c in self.cells if c.cell == cell)
@@ -70,7 +72,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "baseline": self.baseline, "metrics": self.keys,
-                "directions": self.directions, "spaces": self.spaces,
+                "directions": self.directions, "spaces": self.spaces, "notes": self.notes,
                 "cells": [c.as_dict() for c in self.cells]}
 
 
@@ -116,6 +118,8 @@ def summarize(name: str, cells: list[tuple[str, list[str]]], seeds: list[int], b
         cs = CellSummary(cell, list(overrides), list(seeds), failed=failed[cell],
                          shared=(shared or {}).get(cell, ""))
         cs.pending = [s for s in seeds if s not in by_cell[cell] and s not in failed[cell]]
+        cs.steps = sorted({int(r["step"]) for r in by_cell[cell].values()
+                           if isinstance(r.get("step"), (int, float))})
         for k in keys:
             vals = [by_cell[cell][s][k] for s in seeds
                     if s in by_cell[cell] and isinstance(by_cell[cell][s].get(k), (int, float))]
@@ -153,6 +157,7 @@ def write_markdown(s: Summary, path: Path) -> Path:
     for c in s.cells:
         if c.shared:
             lines.append(f"- {c.cell}: {c.shared}")
+    lines += [f"- **Warning:** {note}" for note in s.notes]
     lines += ["", "| cell | n | " + " | ".join(s.keys) + " |",
               "|---|---|" + "---|" * len(s.keys)]
     for c in s.cells:

@@ -10,7 +10,8 @@ mean +- std over seeds (see docs/sweeps.md for the file format).
 Layout: ``OUT/CELL/seed_S/`` is the run directory of cell CELL with seed S (``gantk sample``,
 ``eval`` and ``plot`` work on it), ``OUT/CELL/seed_S/sweep_result.json`` marks it finished (the
 sweep's evaluation), ``OUT/summary.{md,json,csv,png}`` the table. Running a sweep again skips
-finished runs and resumes interrupted ones from their checkpoints.
+finished runs and resumes interrupted ones from their checkpoints; run with a larger
+``train.steps``, it extends finished runs (:func:`check_same_settings`).
 
 Every run is a separate process (:mod:`gantk.sweep_worker`) started by a *launcher*: the local
 process pool by default, or one a plugin returns from the ``gantk_sweep_launcher`` hook.
@@ -277,6 +278,38 @@ class Sweep:
                     out / slug(c.trained_in) / f"seed_{seed}" if c.trained_in else None, c.with_)
                 for seed in self.spec.seeds for c in cells]
 
+    def select(self, runs: list[Run], only: list[str] | None) -> list[Run]:
+        """The runs of the cells ``only`` names (all for None). An item is ``axis=value``
+        pairs joined by commas (a cell matches when it has them all: ``method=vanilla`` picks
+        that value in every combination) or a bare value name. A selected ``train_as`` cell
+        brings the run it evaluates (skipped as usual if it has finished)."""
+
+        if not only:
+            return runs
+        cells = [c.name for c in self.plan()]
+
+        def matches(cell: str, item: str) -> bool:
+            parts = set(cell.split(","))
+            want = [w.strip() for w in item.split(",") if w.strip()]
+            return bool(want) and all(w in parts if "=" in w else
+                                      any(p.split("=", 1)[-1] == w for p in parts) for w in want)
+
+        chosen = set()
+        for item in only:
+            hit = {c for c in cells if matches(c, item)}
+            if not hit:
+                from .errors import suggest
+
+                values = sorted({p for c in cells for p in c.split(",")})
+                hint = suggest(item, values + [v.split("=", 1)[-1] for v in values])
+                raise SweepError(f"{item!r} matches no cell" + (f"; {hint}" if hint else ""),
+                                 where="--only", fix=f"name a cell or an axis value: "
+                                                     f"{', '.join(values)}.")
+            chosen |= hit
+        picked = [r for r in runs if r.cell in chosen]
+        sources = {r.source for r in picked if r.source is not None}
+        return [r for r in runs if r.cell in chosen or r.dir in sources]
+
     # ------------------------------------------------------------------ validation
     def validate(self, *, manager: Any = None) -> None:
         """Build every cell's stack (as `gantk check` does) and resolve the metrics, so a typo
@@ -318,8 +351,10 @@ class Sweep:
     # ------------------------------------------------------------------ running
     def run(self, out: str | Path, *, jobs: int | None = None, launcher: Any = None,
             on_event: Callable[[str], None] | None = None, validate: bool = True,
-            manager: Any = None) -> Summary:
-        """Run what is not finished, evaluate, write the summary files; returns the table."""
+            manager: Any = None, only: list[str] | None = None) -> Summary:
+        """Run what is not finished, evaluate, write the summary files; returns the table.
+
+        ``only`` runs just the cells that match (see :meth:`select`); the summary covers all."""
 
         from .plugins import get_plugin_manager
         from .sweep_launch import find_launcher, run_all
@@ -331,8 +366,8 @@ class Sweep:
         jobs = jobs or self.spec.jobs or 1
         threads = self.spec.threads or max(1, (os.cpu_count() or 1) // jobs)
         launcher = launcher or find_launcher(self.spec.launcher, jobs, manager)
-        runs = self.runs(out)
-        check_same_settings(runs, self.base, self.spec.eval)
+        runs = self.select(self.runs(out), only)
+        extend(check_same_settings(runs, self.base, self.spec.eval))
         out.mkdir(parents=True, exist_ok=True)
         for r in runs:
             if not r.finished:
@@ -354,15 +389,19 @@ class Sweep:
         out = Path(out)
         manager = manager or get_plugin_manager()
         directions = {k: d for k, (_, d) in _directions(manager.registry).items() if d}
-        records = []
+        records, other_steps = [], []
         for r in self.runs(out):
             if step is not None:
                 found = _eval_at_step(r.dir / "eval.jsonl", step)
                 if found is not None:
                     records.append({"cell": r.cell, "seed": r.seed, "result": found})
             elif r.finished:
-                records.append({"cell": r.cell, "seed": r.seed,
-                                "result": json.loads((r.dir / RESULT_FILE).read_text())})
+                result = json.loads((r.dir / RESULT_FILE).read_text())
+                records.append({"cell": r.cell, "seed": r.seed, "result": result})
+                want = _steps_apart(job_settings(r, self.base, self.spec.eval))
+                if want is not None and result.get("step", want[1]) != want[1]:
+                    other_steps.append(f"{r.cell} seed {r.seed}: step {result.get('step')}, "
+                                       f"not {want[1]}")
             elif (r.dir / ERROR_FILE).is_file():
                 records.append({"cell": r.cell, "seed": r.seed,
                                 "error": (r.dir / ERROR_FILE).read_text().strip()})
@@ -376,6 +415,12 @@ class Sweep:
             for cell in summary.cells:
                 if cell.shared:
                     cell.pending = []
+        if other_steps:
+            summary.notes.append(
+                f"{len(other_steps)} result(s) come from another training step than the "
+                f"train.steps this sweep gives ({'; '.join(other_steps[:4])}"
+                f"{'; ...' if len(other_steps) > 4 else ''}): give the --set train.steps=N they "
+                "were run with, or compare every run at one step with --summary --step N")
         write_all(summary, out, "summary" if step is None else f"summary_step{step}")
         return summary
 
@@ -388,11 +433,36 @@ def _eval_at_step(path: Path, step: int) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
-def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec) -> None:
-    """Refuse, before anything runs, to reuse run directories made with other settings: a
-    finished run would otherwise be skipped and its old scores summarised under the new ones."""
+def _steps_apart(settings: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """A run's job settings with ``train.steps`` taken out, and that step count (from the base
+    stack and the overrides, as the run's stack resolves it); None when they do not resolve."""
 
-    changed = []
+    from .spec import TrainSpec, apply_overrides
+
+    try:
+        raw = apply_overrides(settings["base"], [o for o in settings["overrides"]
+                                                 if not o.startswith("seed=")])
+        train = raw.get("train") or {}
+        steps = int(train.get("steps", TrainSpec.model_fields["steps"].default))
+        raw["train"] = {k: v for k, v in train.items() if k != "steps"}
+    except (GantkError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    rest = {k: v for k, v in settings.items() if k not in ("base", "overrides")}
+    return {**rest, "stack": raw, "seed": [o for o in settings["overrides"]
+                                           if o.startswith("seed=")]}, steps
+
+
+def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec
+                        ) -> list[tuple[Run, int, int]]:
+    """Refuse, before anything runs, to reuse run directories made with other settings: a
+    finished run would otherwise be skipped and its old scores summarised under the new ones.
+
+    The one change allowed is a larger ``train.steps``: such a run is *extended* (it resumes
+    from its last checkpoint and is evaluated again at the new final step; a ``train_as`` run
+    is evaluated again on its source's). Returns those runs as ``(run, old steps, new
+    steps)``; a smaller ``train.steps`` for a finished run is refused."""
+
+    changed, extended, shortened = [], [], []
     for r in runs:
         path = r.dir / JOB_FILE
         if not path.is_file():
@@ -402,9 +472,17 @@ def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec) -> 
             old = json.loads(path.read_text())
             same = {key: old.get(key) for key in now} == now
         except (OSError, ValueError, AttributeError):
-            same = False
-        if not same:
+            old, same = None, False
+        if same:
+            continue
+        was = _steps_apart({key: old.get(key) for key in now}) if isinstance(old, dict) else None
+        new = _steps_apart(now)
+        if was is None or new is None or was[0] != new[0]:
             changed.append(r)
+        elif new[1] > was[1]:
+            extended.append((r, was[1], new[1]))
+        elif r.finished:
+            shortened.append((r, was[1], new[1]))
     if changed:
         names = ", ".join(str(r.dir) for r in changed[:3]) + (
             f" and {len(changed) - 3} more" if len(changed) > 3 else "")
@@ -414,8 +492,28 @@ def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec) -> 
             f"cell or --set overrides, or [eval]) than this sweep now gives: {names}",
             where=str(changed[0].dir / JOB_FILE),
             fix="use a new --out for changed settings (finished runs would otherwise be reused "
-                "under the new ones), or delete those run directories to rerun them; nothing "
-                "has been run.")
+                "under the new ones), or delete those run directories to rerun them; only a "
+                "larger train.steps may change (it extends the runs); nothing has been run.")
+    if shortened:
+        r, was, new = shortened[0]
+        raise SweepError(
+            f"{len(shortened)} finished run(s) under this --out trained {was} steps, more than "
+            f"the train.steps={new} this sweep now gives (first: {r.dir})", where=str(r.dir / JOB_FILE),
+            fix=f"compare the runs at an earlier step with --summary --step {new} (from the "
+                "evaluations train.eval_every wrote), or use a new --out; a sweep extends runs, "
+                "it does not shorten them. Nothing has been run.")
+    return extended
+
+
+def extend(extended: list[tuple[Run, int, int]]) -> None:
+    """Mark extended runs unfinished: each finished run's result moves to
+    ``sweep_result_stepN.json`` (N: the steps it was trained to). Its evaluation also stays in
+    ``eval.jsonl``, so ``--summary --step N`` still shows the old comparison."""
+
+    for r, was, _ in extended:
+        result = r.dir / RESULT_FILE
+        if result.is_file():
+            result.replace(r.dir / f"sweep_result_step{was}.json")
 
 
 def job_settings(run: Run, base: dict[str, Any], ev: EvalSpec) -> dict[str, Any]:

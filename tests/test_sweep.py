@@ -344,3 +344,52 @@ def test_validation_builds_the_sampling_transforms_of_train_as_cells(tmp_path):
         "train_as": "plain", "with": ["advlat_zz"]}}}))
     with pytest.raises(SweepError, match="cell 'method=z'.*advlat_zz"):
         sw.validate()
+
+
+def test_a_larger_train_steps_extends_finished_runs_and_only_picks_cells(tmp_path, cli):
+    """`--set train.steps=9` on a sweep trained to 6 steps continues the runs from their last
+    checkpoint (no step trained twice) and evaluates them again; `--only method=z` runs that
+    train_as cell and the run it evaluates, nothing else. The old results stay readable, the
+    summary warns that msgan's result is from step 6, and shortening is refused."""
+    import tomli_w
+
+    axes = {"method": {**SHARED_AXES["method"], "msgan": sweep_dict()["axes"]["method"]["msgan"]}}
+    d = sweep_dict(axes=axes, seeds=[0])
+    Sweep.from_dict(d).run(tmp_path, launcher=InProcessLauncher(), validate=False)
+    plain, z = tmp_path / "method=plain" / "seed_0", tmp_path / "method=z" / "seed_0"
+    msgan_result = (tmp_path / "method=msgan" / "seed_0" / RESULT_FILE).read_text()
+
+    longer = Sweep.from_dict({**d, "set": ["train.steps=9"]})
+    with pytest.raises(SweepError, match="matches no cell.*did you mean"):
+        longer.run(tmp_path, launcher=InProcessLauncher(), validate=False, only=["plian"])
+    launcher = InProcessLauncher()
+    s = longer.run(tmp_path, launcher=launcher, validate=False, only=["method=z"])
+    assert [e[1] for e in launcher.events if e[0] == "start"] == ["method=plain", "method=z"]
+    steps = [json.loads(ln)["step"] for ln in (plain / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 10))  # resumed at 6, not retrained
+    assert json.loads((plain / RESULT_FILE).read_text())["step"] == 9
+    assert json.loads((plain / "sweep_result_step6.json").read_text())["step"] == 6
+    assert [json.loads(ln)["step"] for ln in (z / "eval.jsonl").read_text().splitlines()] == [6, 9]
+    assert json.loads((z / RESULT_FILE).read_text())["step"] == 9
+    assert (tmp_path / "method=msgan" / "seed_0" / RESULT_FILE).read_text() == msgan_result
+    assert s.row("method=z").steps == [9] and s.row("method=msgan").steps == [6]
+    assert len(s.notes) == 1 and "method=msgan seed 0: step 6, not 9" in s.notes[0]
+    assert "**Warning:**" in (tmp_path / "summary.md").read_text()
+    at6 = longer.summarize(tmp_path, step=6)  # the comparison before the extension
+    assert all(at6.row(c).stats["modes_covered"]["n"] == 1 for c in
+               ("method=plain", "method=z", "method=msgan")) and at6.notes == []
+
+    with pytest.raises(SweepError, match="trained 9 steps.*does not shorten"):
+        Sweep.from_dict({**d, "set": ["train.steps=7"]}).run(
+            tmp_path, launcher=(never := InProcessLauncher()), validate=False)
+    assert never.events == []
+
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(d))
+    code, out, err = cli("sweep", path, "--out", tmp_path, "--set", "train.steps=9", "--only",
+                         "msgan", "--check")
+    assert code == 0, err
+    assert "--only: 1 of these run(s) would run: method=msgan" in out
+    assert "method=msgan/seed_0: train.steps 6 -> 9" in out  # what running it would extend
+    code, out, err = cli("sweep", path, "--out", tmp_path, "--only", "msgan", "--summary")
+    assert code == 2 and "--only" in err
