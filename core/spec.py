@@ -415,6 +415,12 @@ def parse_spec(source: str | Path | dict[str, Any] | StackSpec,
     overrides = list(overrides or [])
     first = [o for o in overrides if o.partition("=")[0].strip() == "stack"]
     raw = apply_overrides(raw, first)  # a new shorthand first, then options over it
+    if first and isinstance(raw.get("stack"), str) and isinstance(raw.get("methods"), list):
+        # a new shorthand replaces the method list: option tables of the methods it no longer
+        # names belong to the old stack (a sweep cell that swaps acl for aae), not a typo
+        named = {m["name"] for m in parse_shorthand(raw["stack"])["methods"]}
+        raw["methods"] = [m for m in raw["methods"] if not isinstance(m, dict)
+                          or "name" not in m or m["name"] in named]
     if "stack" in raw:
         raw = _merge_shorthand(raw)
     raw = apply_overrides(raw, [o for o in overrides if o not in first])

@@ -102,8 +102,18 @@ def test_acl_ae_sweep_cells_share_the_autoencoder_and_differ_in_sampling_only():
     cells = dict(sw.cells())
     assert sw.baseline == "sampling=plain-ae"
     assert cells == {"sampling=plain-ae": ["methods.acl.sample_codes=prior"], "sampling=acl-ae": [],
-                     "sampling=vae": ["backbone.kl_weight=3.0", "methods.acl.sample_codes=prior"]}
+                     "sampling=vae": ["backbone.kl_weight=3.0", "methods.acl.sample_codes=prior"],
+                     "sampling=aae": ['stack="backbone=autoencoder + data=mnist5k + aae"',
+                                      "methods.aae.code_hidden=256"]}
     assert "backbone=autoencoder" in sw.spec.stack["stack"] and "acl" in sw.spec.stack["stack"]
+    # the AAE cell is the same autoencoder, optimiser and steps with aae instead of acl (no acl
+    # options carried over), its code discriminator as wide as ACL's
+    from gantk.spec import parse_spec
+
+    aae, acl = (parse_spec(sw.base, cells[c]) for c in ("sampling=aae", "sampling=acl-ae"))
+    assert [m.name for m in aae.methods] == ["aae"] and aae.methods[0].options["code_hidden"] == \
+        acl.methods[0].options["code_hidden"]
+    assert aae.backbone == acl.backbone and aae.train == acl.train and aae.data == acl.data
     assert {"fid", "prdc", "confidence"} <= set(sw.spec.eval.metrics)
 
 

@@ -50,6 +50,20 @@ def test_overrides_reach_every_section(ring_spec):
     assert spec.methods[0].options == {"weight": 3}
 
 
+def test_a_stack_override_replaces_the_methods_and_drops_their_stale_tables():
+    """A sweep cell that swaps one method for another (acl -> aae) must not carry the old
+    method's option table; a table of a method the new shorthand still names is kept, and a file
+    whose own shorthand and tables disagree is still refused."""
+    base = {"stack": "backbone=autoencoder + acl", "methods": [{"name": "acl", "code_hidden": 64}]}
+    swapped = parse_spec(base, ['stack="backbone=autoencoder + aae"', "methods.aae.code_hidden=8"])
+    assert [(m.name, m.options) for m in swapped.methods] == [("aae", {"code_hidden": 8})]
+    added = parse_spec(base, ['stack="backbone=autoencoder + acl + gp"'])
+    assert [(m.name, m.options) for m in added.methods] == [("acl", {"code_hidden": 64}),
+                                                            ("gp", {})]
+    with pytest.raises(SpecError, match="which the shorthand does not name"):
+        parse_spec({**base, "stack": "backbone=autoencoder + aae"})
+
+
 def test_malformed_toml_names_file_and_line(tmp_path: Path):
     bad = tmp_path / "bad.toml"
     bad.write_text('stack = "backbone=mlp"\n[train\nsteps = 3\n')

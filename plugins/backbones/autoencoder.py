@@ -4,8 +4,8 @@ It is the backbone of ACL-AE (the ACL paper, Sec. 4.1, Eq. 2-3): the decoder is 
 (``G(c) = Dec_x(c)``, codes c of size ``latent_dim``), the encoder maps images to the code space
 whose distribution ACL's code generator learns to match. The backbone owns the reconstruction
 objective L_E = ||Dec_x(Enc_x(x)) - x|| (:meth:`AutoencoderBackbone.reconstruction_loss`) but
-does not add it to a step by itself: a method that trains the autoencoder (``acl``) adds it to the
-G-phase terms, which is why ``g_parameters`` covers the encoder as well as the decoder. Without
+does not add it to a step by itself: a method that trains the autoencoder (``acl``, or the
+``aae`` baseline) adds it to the G-phase terms, which is why ``g_parameters`` covers the encoder as well as the decoder. Without
 such a method nothing trains, and the stack must be refused.
 
 With ``kl_weight`` (beta) > 0 it is a (beta-)VAE (Kingma & Welling 2014; Higgins et al. 2017), the
