@@ -481,8 +481,9 @@ def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec
             changed.append(r)
         elif new[1] > was[1]:
             extended.append((r, was[1], new[1]))
-        elif r.finished:
+        elif new[1] < was[1] and r.finished:
             shortened.append((r, was[1], new[1]))
+        # else the same stack written another way (train.steps in the file, not in --set)
     if changed:
         names = ", ".join(str(r.dir) for r in changed[:3]) + (
             f" and {len(changed) - 3} more" if len(changed) > 3 else "")

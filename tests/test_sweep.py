@@ -379,6 +379,10 @@ def test_a_larger_train_steps_extends_finished_runs_and_only_picks_cells(tmp_pat
     assert all(at6.row(c).stats["modes_covered"]["n"] == 1 for c in
                ("method=plain", "method=z", "method=msgan")) and at6.notes == []
 
+    moved = {**d, "stack": {**d["stack"], "train": {**d["stack"]["train"], "steps": 9}}}
+    again = InProcessLauncher()  # the same 9 steps, now in the file instead of a --set: same runs
+    Sweep.from_dict(moved).run(tmp_path, launcher=again, validate=False, only=["method=z"])
+    assert again.events == []
     with pytest.raises(SweepError, match="trained 9 steps.*does not shorten"):
         Sweep.from_dict({**d, "set": ["train.steps=7"]}).run(
             tmp_path, launcher=(never := InProcessLauncher()), validate=False)
