@@ -14,17 +14,38 @@ Conventions shared by every component:
   so that a resumed run equals an uninterrupted one; a component never stores the backbone's
   modules as submodules (reach them through the step context instead);
 * loss terms are returned already weighted, as ``{"name": scalar tensor}``; the trainer sums and
-  logs them as ``<component>/<name>``.
+  logs them as ``<component>/<name>``;
+* the G update freezes the backbone's D only: a component that scores its G-phase terms with a
+  network of its own in ``d_parameters()`` (a code discriminator) holds it fixed with
+  ``with frozen(net):``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Forward through ``module`` without recording its parameters in the graph (their
+    ``requires_grad`` flags are restored afterwards, also on an error)."""
+
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(module.parameters(), flags):
+            p.requires_grad_(f)
+
 
 # ----------------------------------------------------------------------------------------------
 # Data description (what a data set provides before it is loaded)

@@ -16,8 +16,6 @@ How Algorithm 1 maps onto the trainer's fixed step (docs/methods/acl.md has the 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -26,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from gantk.interfaces import Backbone, BuildContext, LatentTransform, Regularizer, StepContext
+from gantk.interfaces import (Backbone, BuildContext, LatentTransform, Regularizer, StepContext,
+                              frozen)
 
 from .equations import (code_discriminator_loss, code_generator_loss, feature_matching_loss,
                         interpolate_codes, mixture_centres, mixture_sample)
@@ -74,19 +73,6 @@ class ACLParams(BaseModel):
 def two_layer_mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     """The 'simple 2-layer MLP' of Sec. 5 (one hidden layer, LeakyReLU 0.2)."""
     return nn.Sequential(nn.Linear(d_in, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, d_out))
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Forward through ``module`` without recording its parameters in the graph."""
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(module.parameters(), flags):
-            p.requires_grad_(f)
 
 
 def is_autoencoder(backbone: Backbone) -> bool:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from gantk.interfaces import BuildContext, Regularizer, StepContext
+from gantk.interfaces import BuildContext, Regularizer, StepContext, frozen
 
 
 class AAEParams(BaseModel):
@@ -78,14 +78,8 @@ class AdversarialAutoencoder(Regularizer):
 
     def g_terms(self, ctx: StepContext) -> dict[str, Tensor]:
         p, bb = self.params, ctx.backbone
-        flags = [q.requires_grad for q in self.code_discriminator.parameters()]
-        for q in self.code_discriminator.parameters():  # D_z is held fixed in this phase
-            q.requires_grad_(False)
-        try:
+        with frozen(self.code_discriminator):  # D_z is held fixed in this phase
             adversarial = encoder_loss(self.logits(bb.encode(ctx.real)))
-        finally:
-            for q, f in zip(self.code_discriminator.parameters(), flags):
-                q.requires_grad_(f)
         return {"reconstruction": p.reconstruction_weight * bb.reconstruction_loss(ctx.real),
                 "code_g": p.code_adversarial_weight * adversarial}
 
