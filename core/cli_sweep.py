@@ -55,7 +55,9 @@ def _cell(st: dict[str, Any] | None, baseline: bool) -> str:
     std = "n/a" if math.isnan(st["std"]) else f"{st['std']:.4g}"
     text = f"{st['mean']:.4g} ± {std}"
     if not baseline and not math.isnan(st["diff"]):
-        text += f" ({st['diff']:+.3g})"
+        mark = "*" if st.get("beyond_spread") else ""
+        paired = f", {st['better_seeds']}/{st['paired_seeds']}" if "paired_seeds" in st else ""
+        text += f" ({st['diff']:+.3g}{mark}{paired})"
     return text
 
 
@@ -112,13 +114,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       "/".join(map(str, ns)),
                       *(_cell(c.stats.get(k), c.cell == summary.baseline) for k in summary.keys))
     console.print(table)
+    console.print("*: beyond the spread (larger than both cells' std); k/n: seeds better than "
+                  "the baseline's run of the same seed", markup=False)
     for k, v in summary.spaces.items():
         console.print(f"{k}: {v}", markup=False)
+    from .sweep_summary import convergence_text
+
+    for k, c in summary.convergence.items():
+        console.print(f"baseline convergence, {convergence_text(k, c)}", markup=False,
+                      highlight=False)
     for note in summary.notes:
         err_console.print(f"warning: {note}", markup=False, highlight=False)
     failed = [(c.cell, s, e) for c in summary.cells for s, e in c.failed.items()]
     for cell, seed, err in failed:
         err_console.print(f"failed: {cell} seed {seed}: {err}", markup=False, highlight=False)
-    console.print(f"wrote {args.out}/summary.md, summary.json, summary.csv, summary.png",
-                  markup=False)
+    stem = "summary" if args.step is None or not args.summary else f"summary_step{args.step}"
+    console.print(f"wrote {args.out}/{stem}.md, .json, .csv, .png"
+                  + (f", {stem}_curves.png" if summary.curves else ""), markup=False)
     return 1 if failed else 0

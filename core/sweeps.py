@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import GantkError, SpecError
 from .safeio import read_jsonl
-from .sweep_summary import Summary, summarize, write_all
+from .sweep_summary import Summary, convergence, curves, summarize, write_all
 
 RESULT_FILE = "sweep_result.json"
 ERROR_FILE = "sweep_error.txt"
@@ -415,6 +415,14 @@ class Sweep:
             for cell in summary.cells:
                 if cell.shared:
                     cell.pending = []
+        trains = [c.name for c in self.plan() if not c.trained_in]
+        evals = [{"cell": r.cell, "seed": r.seed,
+                  "records": [rec for rec in read_jsonl(r.dir / "eval.jsonl")
+                              if rec.get("source", "eval_every") == "eval_every"]}
+                 for r in self.runs(out) if r.cell in trains]
+        summary.curves = curves(trains, list(self.spec.seeds), evals, list(directions))
+        summary.convergence = {k: convergence(pts, directions[k])
+                               for k, pts in summary.curves.get(self.baseline, {}).items()}
         if other_steps:
             summary.notes.append(
                 f"{len(other_steps)} result(s) come from another training step than the "

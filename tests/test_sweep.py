@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gantk.sweep_summary import mean_std, summarize
+from gantk.sweep_summary import convergence, curves, mean_std, summarize
 from gantk.sweeps import ERROR_FILE, RESULT_FILE, Sweep, SweepError
 
 RING = {
@@ -128,6 +128,90 @@ def test_mean_std_arithmetic_on_a_fake_metric():
     assert c.stats == {} and c.pending == [0, 1, 2]
     m, sd = mean_std([3.0])
     assert m == 3.0 and math.isnan(sd)  # one seed: no spread, never a made-up 0
+
+
+def test_differences_are_marked_beyond_the_spread_and_counted_per_seed():
+    cells = [("base", []), ("far", []), ("near", []), ("one", [])]
+    results = [{"cell": "base", "seed": s, "result": {"fid": v}} for s, v in
+               zip([0, 1, 2], [10.0, 11.0, 12.0])]  # std 1
+    results += [{"cell": "far", "seed": s, "result": {"fid": v}} for s, v in
+                zip([0, 1, 2], [7.0, 8.0, 9.5])]  # d -2.83, std 1.26: beyond; better on 3 seeds
+    results += [{"cell": "near", "seed": s, "result": {"fid": v}} for s, v in
+                zip([0, 1, 2], [9.0, 12.5, 11.0])]  # d -0.17, inside; better on seeds 0 and 2
+    results += [{"cell": "one", "seed": 0, "result": {"fid": 1.0}}]  # one seed: no spread
+    s = summarize("t", cells, [0, 1, 2], "base", results, directions={"fid": "min"})
+    far, near, one = (s.row(c).stats["fid"] for c in ("far", "near", "one"))
+    assert far["beyond_spread"] is True and (far["better_seeds"], far["paired_seeds"]) == (3, 3)
+    assert near["beyond_spread"] is False and (near["better_seeds"], near["paired_seeds"]) == (2, 3)
+    assert one["beyond_spread"] is None and (one["better_seeds"], one["paired_seeds"]) == (1, 1)
+    assert "beyond_spread" not in s.row("base").stats["fid"]
+    # "higher is better" counts the other way round
+    up = summarize("t", cells, [0, 1, 2], "base", results, directions={"fid": "max"})
+    assert up.row("far").stats["fid"]["better_seeds"] == 0
+
+
+def _curve(means, stds, n=3, every=500):
+    return [{"step": every * (i + 1), "mean": m, "std": sd, "n": n}
+            for i, (m, sd) in enumerate(zip(means, stds))]
+
+
+def test_convergence_compares_the_last_quarter_of_training_with_the_seed_spread():
+    # 8 evaluations to step 4000: the last quarter starts at step 3000
+    still = convergence(_curve([40, 30, 20, 15, 12, 10, 8, 5], [1] * 8), "min")
+    assert still["status"] == "improving" and (still["from_step"], still["to_step"]) == (3000, 4000)
+    assert still["change"] == pytest.approx(-5) and still["best_step"] == 4000
+    flat = convergence(_curve([40, 30, 20, 15, 12, 10, 9, 9.5], [2] * 8), "min")
+    assert flat["status"] == "flat" and flat["best_step"] == 3500
+    worse = convergence(_curve([40, 30, 20, 15, 12, 10, 12, 14], [1] * 8), "min")
+    assert worse["status"] == "worse" and worse["best_step"] == 3000
+    higher = convergence(_curve([0.1, 0.5, 0.6, 0.9], [0.05] * 4), "max")  # 3 of 4 -> 4 of 4
+    assert higher["status"] == "improving" and higher["from_step"] == 1500
+    assert convergence(_curve([3, 2], [float("nan")] * 2, n=1), "min")["status"] == "n/a"
+    assert convergence(_curve([3], [1]), "min")["status"] == "n/a"
+    # steps that not every seed reached do not count
+    partial = _curve([40, 30, 20, 10], [1] * 4)
+    partial[-1]["n"] = 2
+    assert convergence(partial, "min")["to_step"] == 1500
+
+
+def test_curves_average_each_step_over_the_seeds_that_reached_it():
+    evals = [{"cell": "a", "seed": 0, "records": [{"step": 500, "fid": 4.0},
+                                                  {"step": 1000, "fid": 9.0},
+                                                  {"step": 1000, "fid": 3.0}]},  # last counts
+             {"cell": "a", "seed": 1, "records": [{"step": 500, "fid": 6.0}]}]
+    out = curves(["a", "b"], [0, 1], evals, ["fid", "kid"])
+    assert list(out) == ["a"] and list(out["a"]) == ["fid"]
+    first, second = out["a"]["fid"]
+    assert (first["step"], first["mean"], first["n"]) == (500, 5.0, 2)
+    assert first["std"] == pytest.approx(math.sqrt(2))
+    assert (second["step"], second["mean"], second["n"]) == (1000, 3.0, 1)
+
+
+def test_summary_writes_training_curves_and_the_baselines_convergence(tmp_path):
+    sw = Sweep.from_dict(sweep_dict(axes={"method": {"plain": [], "msgan": [
+        'stack="backbone=mlp + loss=ns + data=ring + msgan"'],
+        "z": {"train_as": "plain", "with": ["advlat_z"]}}}))
+    for r in sw.runs(tmp_path):
+        r.dir.mkdir(parents=True)
+        if r.cell == "method=z":
+            continue  # a train_as run trains nothing: no curve of its own
+        lines = [{"step": st, "modes_covered": float(m + r.seed % 2), "source": "eval_every"}
+                 for st, m in [(2, 2.0), (4, 5.0), (6, 6.0), (8, 6.0)]]
+        lines.append({"step": 8, "modes_covered": 99.0, "source": "sweep"})  # final: not a point
+        (r.dir / "eval.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+        (r.dir / RESULT_FILE).write_text(json.dumps({"modes_covered": 6.0 + r.seed, "step": 8}))
+    s = sw.summarize(tmp_path)
+    assert set(s.curves) == {"method=plain", "method=msgan"}
+    pts = s.curves["method=plain"]["modes_covered"]
+    assert [p["step"] for p in pts] == [2, 4, 6, 8] and pts[-1]["mean"] == pytest.approx(6 + 1 / 3)
+    conv = s.convergence["modes_covered"]
+    assert conv["status"] == "flat" and (conv["from_step"], conv["to_step"]) == (6, 8)
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["convergence"]["modes_covered"]["status"] == "flat"
+    md = (tmp_path / "summary.md").read_text()
+    assert "## Training curves" in md and "converged by this criterion" in md
+    assert "| 8 | 6.333 +- 0.5774 (3) | 6.333 +- 0.5774 (3) |" in md
+    assert (tmp_path / "summary_curves.png").stat().st_size > 0
 
 
 class FakeLauncher:
