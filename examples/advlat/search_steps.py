@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.sweep_summary import mean_std
+from gantk.safeio import read_jsonl
+from gantk.sweep_summary import (beyond_spread, convergence, convergence_text, curves,
+                                   mean_std)
 from gantk.viz import save_grid
 
 STACK = Path(__file__).resolve().parents[1] / "stacks" / "mnist5k.toml"
@@ -94,14 +96,26 @@ def main() -> None:
         for key in KEYS:
             vals = [results[k][s][key] for s in args.seeds]
             m, sd = mean_std(vals)
-            diff = m - mean_std([results[base][s][key] for s in args.seeds])[0]
-            table[k][key] = {"mean": m, "std": sd, "values": vals, "diff": diff}
-            cells.append(f"{m:.4g} ± {sd:.2g}" + ("" if k == base else f" ({diff:+.3g})"))
+            base_m, base_sd = mean_std([results[base][s][key] for s in args.seeds])
+            diff = m - base_m
+            beyond = None if k == base else beyond_spread(diff, sd, base_sd)
+            table[k][key] = {"mean": m, "std": sd, "values": vals, "diff": diff,
+                             "beyond_spread": beyond}
+            cells.append(f"{m:.4g} ± {sd:.2g}" + ("" if k == base else
+                                                   f" ({diff:+.3g}{'*' if beyond else ''})"))
         print(f"| {k} | " + " | ".join(cells) + " |")
+    print("*: beyond the spread (larger than both rows' std)")
+    # has the generator stopped improving? its FID (train.eval_every) over the last quarter
+    evals = [{"cell": "G", "seed": s, "records": [
+        r for r in read_jsonl(out / f"seed_{s}" / "eval.jsonl")
+        if r.get("source") == "eval_every" and r.get("step", 0) <= args.steps]} for s in args.seeds]
+    curve = curves(["G"], args.seeds, evals, ["fid"]).get("G", {}).get("fid", [])
+    conv = convergence(curve, "min")
+    print("convergence of the generator (in-training FID, n = 2000), " + convergence_text("fid", conv))
     wall = time.perf_counter() - t_all
     (out / "summary.json").write_text(json.dumps(
-        {"settings": vars(args), "seeds": args.seeds, "table": table, "wall_seconds": wall},
-        indent=1))
+        {"settings": vars(args), "seeds": args.seeds, "table": table, "wall_seconds": wall,
+         "fid_curve": curve, "convergence": conv}, indent=1))
     print(f"\nwall time {wall:.0f} s; {out / 'summary.json'}")
 
 
