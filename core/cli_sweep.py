@@ -128,7 +128,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     failed = [(c.cell, s, e) for c in summary.cells for s, e in c.failed.items()]
     for cell, seed, err in failed:
         err_console.print(f"failed: {cell} seed {seed}: {err}", markup=False, highlight=False)
+    if summary.stopped:
+        err_console.print(f"stopped (not failed; the same command resumes them): "
+                          f"{', '.join(summary.stopped)}", markup=False, highlight=False)
     stem = "summary" if args.step is None or not args.summary else f"summary_step{args.step}"
     console.print(f"wrote {args.out}/{stem}.md, .json, .csv, .png"
                   + (f", {stem}_curves.png" if summary.curves else ""), markup=False)
-    return 1 if failed else 0
+    return 1 if failed or summary.stopped else 0

@@ -71,6 +71,11 @@ def find_launcher(name: str, jobs: int, manager: Any) -> Any:
     return found
 
 
+#: exit statuses of a run process stopped by a signal rather than failed: the worker's own 130
+#: (it saved a checkpoint, or was evaluating), or death by SIGINT / SIGTERM before it could say
+STOPPED_CODES = frozenset({130, -signal.SIGINT, -signal.SIGTERM})
+
+
 def _failure(run: Any, code: int) -> str:
     from .sweeps import ERROR_FILE, LOG_FILE
 
@@ -120,8 +125,12 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
     """Start every unfinished run, at most ``launcher.slots`` at once, until all have ended.
 
     Reports progress through ``on_event`` (done / running / failed / ETA from the mean wall time
-    of the runs finished in this call). Returns the counts. On KeyboardInterrupt the running
-    runs are stopped (their checkpoints stay; the next call resumes them) and it re-raises."""
+    of the runs finished in this call). Returns the counts and, under ``"stopped"``, the runs
+    whose own process was stopped by a signal (SIGTERM or Ctrl-C to that process alone): those
+    are not failures, their checkpoints stay and the next call resumes them, and the runs that
+    evaluate their networks (``train_as``) wait for that call too. On KeyboardInterrupt the
+    running runs are stopped (their checkpoints stay; the next call resumes them) and it
+    re-raises."""
 
     from .sweeps import eta_text
 
@@ -129,15 +138,17 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
     done_before = len(runs) - len(todo)
     running: dict[int, tuple[Any, Any, float]] = {}
     done, failed, durations = done_before, 0, []
+    stopped: list[Any] = []
     total = len(runs)
 
     def report(event: str) -> None:
-        left = total - done - failed
+        left = total - done - failed - len(stopped)
         eta = None
         if durations:
             eta = sum(durations) / len(durations) * max(0, left - len(running) / 2) / \
                 max(1, launcher.slots)
-        on_event(f"[{done}/{total} done, {len(running)} running, {failed} failed, "
+        paused = f"{len(stopped)} stopped, " if stopped else ""
+        on_event(f"[{done}/{total} done, {len(running)} running, {failed} failed, {paused}"
                  f"{eta_text(eta)}] {event}")
 
     if done_before:
@@ -163,6 +174,16 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
                         durations.append(time.monotonic() - t0)
                         report(f"finished {run.cell} seed {run.seed} "
                                f"({time.monotonic() - t0:.0f} s)")
+                    elif code in STOPPED_CODES:
+                        stopped.append(run)
+                        held = [r for r in queue if getattr(r, "source", None) == run.dir]
+                        for r in held:
+                            queue.remove(r)
+                            stopped.append(r)
+                        report(f"stopped {run.cell} seed {run.seed} by a signal to its process "
+                               "(not a failure: its checkpoints stay, the same command resumes "
+                               "it" + (f"; {len(held)} run(s) evaluating its networks wait for "
+                                       "it" if held else "") + ")")
                     else:
                         failed += 1
                         report(f"FAILED {run.cell} seed {run.seed}: {_failure(run, code)}")
@@ -171,4 +192,4 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
                 launcher.stop(handle)
             report("interrupted: running runs stopped; run the same command to resume")
             raise
-    return {"done": done, "failed": failed, "total": total}
+    return {"done": done, "failed": failed, "total": total, "stopped": stopped}

@@ -65,6 +65,8 @@ class Summary:
     curves: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     #: key -> the baseline's convergence reading (:func:`convergence`)
     convergence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: runs this call's sweep saw stopped by a signal to their own process ("CELL seed S")
+    stopped: list[str] = field(default_factory=list)
 
     def row(self, cell: str) -> CellSummary:
         return next(c for c in self.cells if c.cell == cell)
@@ -85,7 +87,7 @@ class Summary:
         return {"name": self.name, "baseline": self.baseline, "metrics": self.keys,
                 "directions": self.directions, "spaces": self.spaces, "notes": self.notes,
                 "cells": [c.as_dict() for c in self.cells], "curves": self.curves,
-                "convergence": self.convergence}
+                "convergence": self.convergence, "stopped": self.stopped}
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -293,6 +295,9 @@ def write_markdown(s: Summary, path: Path) -> Path:
     pending = [(c.cell, seed) for c in s.cells for seed in c.pending]
     if pending:
         lines += ["", "Not finished: " + ", ".join(f"{c} seed {sd}" for c, sd in pending)]
+    if s.stopped:
+        lines += ["", "Stopped by a signal to their own process, not failed (the same command "
+                  "resumes them): " + ", ".join(s.stopped)]
     lines += _curve_lines(s)
     path.write_text("\n".join(lines) + "\n")
     return path

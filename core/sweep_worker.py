@@ -6,22 +6,38 @@ to ``eval.jsonl`` and writes ``sweep_result.json`` last (atomically), which mark
 A job with ``train_run`` (a cell declared ``train_as`` another) trains nothing: it loads that run's
 final checkpoint (``OUT/CELL/seed_S``, a sibling of RUN_DIR's cell) and evaluates it with the job's
 sampling transforms. A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2.
-SIGTERM (the sweep stopping) saves a checkpoint at the next step boundary and exits with status
-130, so the next call resumes from there.
+SIGTERM (the sweep stopping, or a user pausing this one run) saves a checkpoint at the next step
+boundary and exits with status 130, so the next call resumes from there; during the evaluation it
+stops at once, also with 130 (the next call evaluates again).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    run_dir = Path(argv[0])
+    if threading.current_thread() is not threading.main_thread():
+        return _run(Path(argv[0]))
+
+    def stop(signum: int, frame: object) -> None:  # outside training: stop now
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, stop)  # training defers it to a step boundary
+    try:
+        return _run(Path(argv[0]))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run(run_dir: Path) -> int:
     from .sweeps import ERROR_FILE, JOB_FILE, RESULT_FILE
 
     job = json.loads((run_dir / JOB_FILE).read_text())
@@ -62,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         except Interrupted as exc:  # stopped by the sweep (SIGTERM): a checkpoint was saved
             print(f"stopped: {exc.paragraph()}", file=sys.stderr)
             return exc.exit_code
+        except KeyboardInterrupt:  # a signal outside training (loading, evaluating)
+            print("stopped by a signal before the run's result was written; the same sweep "
+                  "command resumes it (training from its last checkpoint, then the evaluation)",
+                  file=sys.stderr)
+            return 130
         except GantkError as exc:
             (run_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc.paragraph()}\n")
             print(f"error: {exc.paragraph()}", file=sys.stderr)

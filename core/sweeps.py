@@ -372,11 +372,12 @@ class Sweep:
         for r in runs:
             if not r.finished:
                 write_job(r, self.base, self.spec.eval, threads)
-        run_all(runs, launcher, on_event=on_event or (lambda text: None))
-        return self.summarize(out, manager=manager)
+        counts = run_all(runs, launcher, on_event=on_event or (lambda text: None))
+        return self.summarize(out, manager=manager,
+                              stopped=[f"{r.cell} seed {r.seed}" for r in counts["stopped"]])
 
-    def summarize(self, out: str | Path, *, manager: Any = None, step: int | None = None
-                  ) -> Summary:
+    def summarize(self, out: str | Path, *, manager: Any = None, step: int | None = None,
+                  stopped: list[str] | None = None) -> Summary:
         """The table from what is on disk under ``out`` (also after a partial run).
 
         With ``step``, the table compares the runs at that training step instead, from the
@@ -411,6 +412,7 @@ class Sweep:
                   for c in self.plan() if c.trained_in}
         summary = summarize(name, self.cells(), list(self.spec.seeds), self.baseline,
                             records, directions=directions, shared=shared)
+        summary.stopped = list(stopped or [])
         if step is not None:  # a train_as cell has only its final evaluation: not "unfinished"
             for cell in summary.cells:
                 if cell.shared:

@@ -263,6 +263,64 @@ def test_run_skips_finished_runs_and_isolates_failures(tmp_path):
         "values"] == [10.0, 11.0, 12.0]
 
 
+class StoppingLauncher(FakeLauncher):
+    """As FakeLauncher, but the runs named end as a process stopped by a signal does."""
+
+    def __init__(self, stop, code=130):
+        super().__init__()
+        self.stop_runs, self.code = stop, code
+
+    def start(self, run):
+        if (run.cell, run.seed) in self.stop_runs:
+            self.started.append((run.cell, run.seed))
+            return self.code
+        return super().start(run)
+
+
+@pytest.mark.parametrize("code", [130, -15])
+def test_a_run_stopped_by_a_signal_is_not_a_failure_and_holds_its_train_as_runs(tmp_path, code):
+    """SIGTERM to one run's process (a user pausing it) must not read as a failed run: no error
+    file, listed as stopped, its evaluation-only runs wait, and the next call resumes them."""
+    sw = Sweep.from_dict(sweep_dict(axes={"method": {"plain": [], "z": {
+        "train_as": "plain", "with": ["advlat_z"]}}}))
+    events = []
+    first = StoppingLauncher({("method=plain", 1)}, code)
+    s = sw.run(tmp_path, launcher=first, validate=False, on_event=events.append)
+    assert ("method=z", 1) not in first.started and len(first.started) == 5
+    assert s.stopped == ["method=plain seed 1", "method=z seed 1"]
+    assert s.row("method=plain").failed == {} and s.row("method=plain").pending == [1]
+    assert not (tmp_path / "method=plain" / "seed_1" / ERROR_FILE).exists()
+    assert any("stopped method=plain seed 1" in e and "1 run(s) evaluating" in e for e in events)
+    assert "1 failed" not in events[-1] and "2 stopped" in events[-1]
+    assert "Stopped by a signal" in (tmp_path / "summary.md").read_text()
+    again = FakeLauncher()
+    s = sw.run(tmp_path, launcher=again, validate=False)
+    assert again.started == [("method=plain", 1), ("method=z", 1)] and s.stopped == []
+    assert s.row("method=z").stats["modes_covered"]["n"] == 3
+
+
+def test_worker_stopped_during_the_evaluation_exits_130_without_an_error(tmp_path, monkeypatch):
+    from gantk import Pipeline
+    from gantk.sweep_worker import main as worker
+    from gantk.sweeps import write_job
+
+    sw = Sweep.from_dict(sweep_dict(axes={}, seeds=[0]))
+    run = sw.runs(tmp_path)[0]
+    write_job(run, sw.base, sw.spec.eval, threads=1)
+
+    def interrupted(self, *a, **k):
+        raise KeyboardInterrupt  # what SIGTERM raises in the worker outside training
+
+    monkeypatch.setattr(Pipeline, "evaluate", interrupted)
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert worker([str(run.dir)]) == 130
+    assert signal.getsignal(signal.SIGTERM) is before  # the worker's handler is not left behind
+    assert not (run.dir / ERROR_FILE).exists() and not (run.dir / RESULT_FILE).exists()
+    assert sorted(p.name for p in (run.dir / "checkpoints").iterdir())  # training's work stays
+
+
 def test_changed_settings_do_not_reuse_finished_runs(tmp_path):
     """A --set (or cell, base, [eval]) change with the same --out is refused before anything runs:
     the finished runs would otherwise be skipped and their old scores shown as the new ones."""
