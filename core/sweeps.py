@@ -423,8 +423,9 @@ class Sweep:
                               if rec.get("source", "eval_every") == "eval_every"]}
                  for r in self.runs(out) if r.cell in trains]
         summary.curves = curves(trains, list(self.spec.seeds), evals, list(directions))
-        summary.convergence = {k: convergence(pts, directions[k])
-                               for k, pts in summary.curves.get(self.baseline, {}).items()}
+        summary.convergence = {  # with --step N: had the baseline converged by step N?
+            k: convergence([p for p in pts if step is None or p["step"] <= step], directions[k])
+            for k, pts in summary.curves.get(self.baseline, {}).items()}
         if other_steps:
             summary.notes.append(
                 f"{len(other_steps)} result(s) come from another training step than the "

@@ -212,6 +212,10 @@ def test_summary_writes_training_curves_and_the_baselines_convergence(tmp_path):
     assert "## Training curves" in md and "converged by this criterion" in md
     assert "| 8 | 6.333 +- 0.5774 (3) | 6.333 +- 0.5774 (3) |" in md
     assert (tmp_path / "summary_curves.png").stat().st_size > 0
+    # compared at step 6, the reading asks whether the baseline had converged by step 6
+    at6 = sw.summarize(tmp_path, step=6).convergence["modes_covered"]
+    assert (at6["from_step"], at6["to_step"], at6["status"]) == (4, 6, "improving")  # 5.3 -> 6.3
+    assert (tmp_path / "summary_step6_curves.png").is_file()
 
 
 class FakeLauncher:
