@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .distributed import is_main
-from .errors import TrainingError
+from .errors import GantkError, TrainingError
 from .safeio import ensure_dir
 
 try:
@@ -30,12 +30,19 @@ LOCK_NAME = ".lock"
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: str | Path) -> Iterator[None]:
+def run_lock(run_dir: str | Path, *, doing: str = "is training into this run directory",
+             fix: str = "wait for it to finish (or stop it), or give this run its own --out "
+                        "directory.", error: type[GantkError] = TrainingError,
+             name: str = LOCK_NAME) -> Iterator[None]:
+    """Hold ``run_dir/name`` exclusively; a second holder is refused with ``error``, naming the
+    first one's pid, what it ``is doing`` and the ``fix`` (a sweep locks its ``--out`` this way,
+    as ``.sweep.lock``)."""
+
     run_dir = ensure_dir(run_dir)
     if fcntl is None or not is_main():
         yield
         return
-    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(run_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:  # a POSIX record lock belongs to this process: forked DataLoader workers, which
             # outlive a run, do not inherit it (an flock would stay held through their copies)
@@ -44,11 +51,8 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
             if exc.errno not in (errno.EACCES, errno.EAGAIN):
                 raise
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise TrainingError(
-                f"another gantk process (pid {other}) is training into this run directory",
-                where=str(run_dir),
-                fix="wait for it to finish (or stop it), or give this run its own --out "
-                    "directory.") from None
+            raise error(f"another gantk process (pid {other}) {doing}", where=str(run_dir),
+                        fix=fix) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

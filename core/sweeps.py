@@ -39,6 +39,7 @@ from .sweep_summary import Summary, convergence, curves, summarize, write_all
 
 RESULT_FILE = "sweep_result.json"
 ERROR_FILE = "sweep_error.txt"
+SWEEP_LOCK = ".sweep.lock"  # held by the `gantk sweep` process running into OUT
 JOB_FILE = "sweep_job.json"
 LOG_FILE = "sweep.log"
 
@@ -367,12 +368,18 @@ class Sweep:
         threads = self.spec.threads or max(1, (os.cpu_count() or 1) // jobs)
         launcher = launcher or find_launcher(self.spec.launcher, jobs, manager)
         runs = self.select(self.runs(out), only)
-        extend(check_same_settings(runs, self.base, self.spec.eval))
-        out.mkdir(parents=True, exist_ok=True)
-        for r in runs:
-            if not r.finished:
-                write_job(r, self.base, self.spec.eval, threads)
-        counts = run_all(runs, launcher, on_event=on_event or (lambda text: None))
+        from .runlock import run_lock
+
+        with run_lock(out, name=SWEEP_LOCK, error=SweepError,
+                      doing="is running a sweep into this directory",
+                      fix="wait for it to finish, or stop it (Ctrl-C, or kill -INT with that pid) "
+                          "and run this command again: it resumes every run; to run another "
+                          "sweep at the same time give it its own --out."):
+            extend(check_same_settings(runs, self.base, self.spec.eval))
+            for r in runs:
+                if not r.finished:
+                    write_job(r, self.base, self.spec.eval, threads)
+            counts = run_all(runs, launcher, on_event=on_event or (lambda text: None))
         return self.summarize(out, manager=manager,
                               stopped=[f"{r.cell} seed {r.seed}" for r in counts["stopped"]])
 

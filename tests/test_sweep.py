@@ -325,6 +325,33 @@ def test_worker_stopped_during_the_evaluation_exits_130_without_an_error(tmp_pat
     assert sorted(p.name for p in (run.dir / "checkpoints").iterdir())  # training's work stays
 
 
+def test_a_second_sweep_into_the_same_out_is_refused_before_it_touches_a_run(tmp_path):
+    """Two sweeps into one --out once collided: the second found the first's running run locked,
+    counted it as failed and wrote an error file into the directory the first was training."""
+    import subprocess
+    import sys
+
+    from gantk.sweeps import SWEEP_LOCK
+
+    holder = subprocess.Popen(  # a first `gantk sweep` holding OUT
+        [sys.executable, "-c", "import time; from gantk.runlock import run_lock\n"
+         f"with run_lock({str(tmp_path)!r}, name={SWEEP_LOCK!r}):\n"
+         "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    sw = Sweep.from_dict(sweep_dict(axes={}))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        launcher = FakeLauncher()
+        with pytest.raises(SweepError, match=f"pid {holder.pid}") as info:
+            sw.run(tmp_path, launcher=launcher, validate=False)
+        assert "is running a sweep" in info.value.paragraph()
+        assert "kill -INT" in info.value.paragraph()
+        assert launcher.started == [] and not list(tmp_path.glob("*/seed_*/sweep_job.json"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sw.run(tmp_path, launcher=FakeLauncher(), validate=False).row("base").stats  # freed
+
+
 def test_changed_settings_do_not_reuse_finished_runs(tmp_path):
     """A --set (or cell, base, [eval]) change with the same --out is refused before anything runs:
     the finished runs would otherwise be skipped and their old scores shown as the new ones."""
