@@ -223,7 +223,10 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
 def _save_figure(fig: Any, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.suptitle(title, fontsize=10)
+    import textwrap
+
+    # wrapped to the figure's width (about 13 characters of 10 pt per inch), never cut off
+    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 13))), fontsize=10)
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:
