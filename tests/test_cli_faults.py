@@ -54,8 +54,11 @@ def _stack(ring_spec: dict, tmp_path: Path, steps: int) -> Path:
 
 def _spawn(*args) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # as from a terminal: Ctrl-C reaches the child even when the suite itself runs in the
+    # background (nohup, `&`), where SIGINT starts ignored and children inherit that
     return subprocess.Popen([*GANTK, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_torch_import(proc, timeout: float = 60.0) -> None:
