@@ -91,9 +91,23 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(timeout_s: float = 30.0) -> None:
+    """Leave the process group. On gloo the ranks first meet at a monitored barrier: a rank that
+    tore its group down while a peer was still finishing (rank 0 writes the last checkpoint)
+    aborted now and then in gloo's teardown ("terminate called without an active exception").
+    A peer that already died makes the barrier fail after ``timeout_s`` instead of hanging, and
+    the group is torn down all the same."""
+
+    if not dist.is_initialized():
+        return
+    if dist.get_world_size() > 1 and dist.get_backend() == "gloo":
+        import datetime
+
+        try:
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout_s))
+        except RuntimeError:
+            pass  # a peer is gone (its own error has been reported): leave anyway
+    dist.destroy_process_group()
 
 
 def share_sizes(n: int, world: int) -> list[int]:
