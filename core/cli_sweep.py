@@ -131,7 +131,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if summary.stopped:
         err_console.print(f"stopped (not failed; the same command resumes them): "
                           f"{', '.join(summary.stopped)}", markup=False, highlight=False)
-    stem = "summary" if args.step is None or not args.summary else f"summary_step{args.step}"
+    stem = "summary" if args.step is None else f"summary_step{args.step}"  # --step needs --summary
     console.print(f"wrote {args.out}/{stem}.md, .json, .csv, .png"
                   + (f", {stem}_curves.png" if summary.curves else ""), markup=False)
     return 1 if failed or summary.stopped else 0

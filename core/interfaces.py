@@ -31,7 +31,6 @@ import torch
 from torch import Tensor, nn
 
 
-
 @contextlib.contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
     """Forward through ``module`` without recording its parameters in the graph (their

@@ -398,7 +398,8 @@ class Sweep:
         manager = manager or get_plugin_manager()
         directions = {k: d for k, (_, d) in _directions(manager.registry).items() if d}
         records, other_steps = [], []
-        for r in self.runs(out):
+        runs, plan = self.runs(out), self.plan()
+        for r in runs:
             if step is not None:
                 found = _eval_at_step(r.dir / "eval.jsonl", step)
                 if found is not None:
@@ -416,7 +417,7 @@ class Sweep:
         name = self.spec.name if step is None else f"{self.spec.name} (at step {step})"
         shared = {c.name: f"{c.describe()} (trains nothing"
                           f"{'; evaluated at its final step only' if step is not None else ''})"
-                  for c in self.plan() if c.trained_in}
+                  for c in plan if c.trained_in}
         summary = summarize(name, self.cells(), list(self.spec.seeds), self.baseline,
                             records, directions=directions, shared=shared)
         summary.stopped = list(stopped or [])
@@ -424,11 +425,9 @@ class Sweep:
             for cell in summary.cells:
                 if cell.shared:
                     cell.pending = []
-        trains = [c.name for c in self.plan() if not c.trained_in]
-        evals = [{"cell": r.cell, "seed": r.seed,
-                  "records": [rec for rec in read_jsonl(r.dir / "eval.jsonl")
-                              if rec.get("source", "eval_every") == "eval_every"]}
-                 for r in self.runs(out) if r.cell in trains]
+        trains = [c.name for c in plan if not c.trained_in]
+        evals = [{"cell": r.cell, "seed": r.seed, "records": in_training_evals(r.dir)}
+                 for r in runs if r.cell in trains]
         summary.curves = curves(trains, list(self.spec.seeds), evals, list(directions))
         summary.convergence = {  # with --step N: had the baseline converged by step N?
             k: convergence([p for p in pts if step is None or p["step"] <= step], directions[k])
@@ -441,6 +440,14 @@ class Sweep:
                 "were run with, or compare every run at one step with --summary --step N")
         write_all(summary, out, "summary" if step is None else f"summary_step{step}")
         return summary
+
+
+def in_training_evals(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The evaluations ``train.eval_every`` wrote into a run's ``eval.jsonl`` (rows without a
+    ``source`` are older rows of the same kind), not those of ``gantk eval`` or of a sweep."""
+
+    return [rec for rec in read_jsonl(Path(run_dir) / "eval.jsonl")
+            if rec.get("source", "eval_every") == "eval_every"]
 
 
 def _eval_at_step(path: Path, step: int) -> dict[str, Any] | None:

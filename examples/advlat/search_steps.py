@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.safeio import read_jsonl
 from gantk.sweep_summary import (beyond_spread, convergence, convergence_text, curves,
                                    mean_std)
+from gantk.sweeps import in_training_evals
 from gantk.viz import save_grid
 
 STACK = Path(__file__).resolve().parents[1] / "stacks" / "mnist5k.toml"
@@ -107,8 +107,8 @@ def main() -> None:
     print("*: beyond the spread (larger than both rows' std)")
     # has the generator stopped improving? its FID (train.eval_every) over the last quarter
     evals = [{"cell": "G", "seed": s, "records": [
-        r for r in read_jsonl(out / f"seed_{s}" / "eval.jsonl")
-        if r.get("source") == "eval_every" and r.get("step", 0) <= args.steps]} for s in args.seeds]
+        r for r in in_training_evals(out / f"seed_{s}") if r.get("step", 0) <= args.steps]}
+        for s in args.seeds]
     curve = curves(["G"], args.seeds, evals, ["fid"]).get("G", {}).get("fid", [])
     conv = convergence(curve, "min")
     print("convergence of the generator (in-training FID, n = 2000), " + convergence_text("fid", conv))
