@@ -152,12 +152,25 @@ def summarize(name: str, cells: list[tuple[str, list[str]]], seeds: list[int], b
             pairs = [(by_cell[c.cell][seed][k], by_cell[baseline][seed][k]) for seed in seeds
                      if isinstance(by_cell[c.cell].get(seed, {}).get(k), (int, float))
                      and isinstance(by_cell[baseline].get(seed, {}).get(k), (int, float))]
+            pairs = [(v, w) for v, w in pairs if not (math.isnan(v) or math.isnan(w))]
             if directions.get(k) in ("min", "max") and pairs:
                 sign = 1 if directions[k] == "max" else -1
                 s["better_seeds"] = sum(sign * (v - w) > 0 for v, w in pairs)
                 s["paired_seeds"] = len(pairs)
+    notes = []
+    for c in out:
+        for k, st in c.stats.items():
+            bad = [seed for seed in seeds if isinstance(by_cell[c.cell].get(seed, {}).get(k), float)
+                   and math.isnan(by_cell[c.cell][seed][k])]
+            if bad:
+                rest = [v for v in st["values"] if not math.isnan(v)]
+                notes.append(f"{k} is undefined (NaN) for {c.cell} seed(s) "
+                             f"{', '.join(map(str, bad))}, so that cell's mean is NaN (a mean "
+                             f"over the other seeds would leave out the worst case); "
+                             + (f"the other seeds: {', '.join(_fmt(v) for v in rest)}" if rest
+                                else "no seed of it has a value"))
     return Summary(name, baseline, keys, out, spaces,
-                   {k: directions[k] for k in keys if k in directions})
+                   {k: directions[k] for k in keys if k in directions}, notes=notes)
 
 
 def beyond_spread(diff: float, std_a: float, std_b: float) -> bool | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gantk.sweep_summary import convergence, curves, mean_std, summarize
+from gantk.sweep_summary import convergence, curves, mean_std, summarize, write_markdown
 from gantk.sweeps import ERROR_FILE, RESULT_FILE, Sweep, SweepError
 
 RING = {
@@ -148,6 +148,20 @@ def test_differences_are_marked_beyond_the_spread_and_counted_per_seed():
     # "higher is better" counts the other way round
     up = summarize("t", cells, [0, 1, 2], "base", results, directions={"fid": "max"})
     assert up.row("far").stats["fid"]["better_seeds"] == 0
+
+
+def test_an_undefined_score_on_one_seed_is_named_not_averaged_away(tmp_path):
+    cells = [("plain", []), ("z", [])]
+    results = [{"cell": "plain", "seed": s, "result": {"kl": v}} for s, v in
+               zip([0, 1, 2], [float("nan"), 2.0, 3.0])]  # seed 0: no sample to score
+    results += [{"cell": "z", "seed": s, "result": {"kl": v}} for s, v in zip([0, 1, 2], [1.0] * 3)]
+    s = summarize("t", cells, [0, 1, 2], "plain", results, directions={"kl": "min"})
+    assert math.isnan(s.row("plain").stats["kl"]["mean"])
+    assert s.row("z").stats["kl"]["beyond_spread"] is None  # no spread to compare with
+    assert s.row("z").stats["kl"]["paired_seeds"] == 2  # seed 0 has no pair to compare
+    assert len(s.notes) == 1 and "plain seed(s) 0" in s.notes[0] and "2, 3" in s.notes[0]
+    write_markdown(s, tmp_path / "s.md")
+    assert "undefined (NaN) for plain seed(s) 0" in (tmp_path / "s.md").read_text()
 
 
 def _curve(means, stds, n=3, every=500):
@@ -546,11 +560,13 @@ def test_a_larger_train_steps_extends_finished_runs_and_only_picks_cells(tmp_pat
     assert json.loads((z / RESULT_FILE).read_text())["step"] == 9
     assert (tmp_path / "method=msgan" / "seed_0" / RESULT_FILE).read_text() == msgan_result
     assert s.row("method=z").steps == [9] and s.row("method=msgan").steps == [6]
-    assert len(s.notes) == 1 and "method=msgan seed 0: step 6, not 9" in s.notes[0]
+    other_step = [n for n in s.notes if "another training step" in n]
+    assert len(other_step) == 1 and "method=msgan seed 0: step 6, not 9" in other_step[0]
     assert "**Warning:**" in (tmp_path / "summary.md").read_text()
     at6 = longer.summarize(tmp_path, step=6)  # the comparison before the extension
     assert all(at6.row(c).stats["modes_covered"]["n"] == 1 for c in
-               ("method=plain", "method=z", "method=msgan")) and at6.notes == []
+               ("method=plain", "method=z", "method=msgan"))
+    assert not any("another training step" in n for n in at6.notes)
 
     moved = {**d, "stack": {**d["stack"], "train": {**d["stack"]["train"], "steps": 9}}}
     again = InProcessLauncher()  # the same 9 steps, now in the file instead of a --set: same runs
