@@ -270,6 +270,25 @@ def _plugin_opts(args: argparse.Namespace) -> list[str]:
             *(getattr(args, "plugin_opts_after", None) or [])]
 
 
+def _version_text() -> str:
+    """``gantk X (torch Y, torchvision Z, Python W)``: what a bug report needs, without
+    importing torch."""
+
+    import importlib.metadata as md
+    import platform
+
+    from . import __version__
+
+    def dist(name: str) -> str:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    return (f"gantk {__version__} (torch {dist('torch')}, torchvision {dist('torchvision')}, "
+            f"Python {platform.python_version()})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import cli_sample
 
@@ -280,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="gantk", parents=[_global_flags(top=True)],
                                      description="Stack latent-space GAN methods onto any backbone.")
+    parser.add_argument("--version", action="version", version=_version_text(),
+                        help="print gantk's, torch's and Python's versions and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list-plugins", parents=[common], help="list installed components")

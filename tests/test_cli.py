@@ -118,6 +118,21 @@ def test_console_script_runs(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "file not found" in proc.stderr
 
 
+def test_version_names_gantk_torch_and_python(cli, capsys):
+    import platform
+
+    import pytest
+
+    import gantk
+
+    with pytest.raises(SystemExit) as stop:
+        cli("--version")
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"gantk {gantk.__version__} (torch {torch.__version__.split('+')[0]}")
+    assert f"Python {platform.python_version()}" in out
+
+
 def test_python_dash_m_gantk_is_the_gantk_command(tmp_path):
     # what a machine without the console script on PATH (a --target install, a GPU image) runs
     out = subprocess.run([sys.executable, "-m", "gantk", "check", "--set", "train.steps=3",
