@@ -139,7 +139,7 @@ def test_dcgan_init_is_radfords():
                for m in bns)
     default = dcgan.build(dcgan.DCGANParams(init="pytorch"), DIGITS16)
     first = next(m for m in default.discriminator.modules() if isinstance(m, torch.nn.Conv2d))
-    assert float(first.weight.std()) > 0.1  # PyTorch's U(+-1/sqrt(fan_in)) with fan_in = 16
+    assert float(first.weight.detach().std()) > 0.1  # PyTorch's U(+-1/sqrt(fan_in)) with fan_in = 16
 
 
 def test_dcgan_d_width_narrows_only_the_discriminator():
