@@ -127,7 +127,11 @@ def summarize(name: str, cells: list[tuple[str, list[str]]], seeds: list[int], b
         for k in score_keys_of(rec["result"]):
             if (not directions or k in directions) and k not in keys:
                 keys.append(k)
-    out = []
+    def score(cell: str, seed: int, k: str) -> float | None:  # None: that run has no number
+        v = by_cell[cell].get(seed, {}).get(k)
+        return v if isinstance(v, (int, float)) else None
+
+    out, notes = [], []
     for cell, overrides in cells:
         cs = CellSummary(cell, list(overrides), list(seeds), failed=failed[cell],
                          shared=(shared or {}).get(cell, ""))
@@ -135,11 +139,20 @@ def summarize(name: str, cells: list[tuple[str, list[str]]], seeds: list[int], b
         cs.steps = sorted({int(r["step"]) for r in by_cell[cell].values()
                            if isinstance(r.get("step"), (int, float))})
         for k in keys:
-            vals = [by_cell[cell][s][k] for s in seeds
-                    if s in by_cell[cell] and isinstance(by_cell[cell][s].get(k), (int, float))]
-            if vals:
-                m, sd = mean_std(vals)
-                cs.stats[k] = {"mean": m, "std": sd, "n": len(vals), "values": vals}
+            got = {seed: v for seed in seeds if (v := score(cell, seed, k)) is not None}
+            if not got:
+                continue
+            vals = list(got.values())
+            m, sd = mean_std(vals)
+            cs.stats[k] = {"mean": m, "std": sd, "n": len(vals), "values": vals}
+            undefined = [seed for seed, v in got.items() if math.isnan(v)]
+            if undefined:
+                rest = [v for v in vals if not math.isnan(v)]
+                notes.append(f"{k} is undefined (NaN) for {cell} seed(s) "
+                             f"{', '.join(map(str, undefined))}, so that cell's mean is NaN (a "
+                             f"mean over the other seeds would leave out the worst case); "
+                             + (f"the other seeds: {', '.join(_fmt(v) for v in rest)}" if rest
+                                else "no seed of it has a value"))
         out.append(cs)
     base = next((c for c in out if c.cell == baseline), None)
     for c in out:
@@ -149,26 +162,13 @@ def summarize(name: str, cells: list[tuple[str, list[str]]], seeds: list[int], b
             if b is None or c is base:
                 continue
             s["beyond_spread"] = beyond_spread(s["diff"], s["std"], b["std"])
-            pairs = [(by_cell[c.cell][seed][k], by_cell[baseline][seed][k]) for seed in seeds
-                     if isinstance(by_cell[c.cell].get(seed, {}).get(k), (int, float))
-                     and isinstance(by_cell[baseline].get(seed, {}).get(k), (int, float))]
-            pairs = [(v, w) for v, w in pairs if not (math.isnan(v) or math.isnan(w))]
+            pairs = [(v, w) for seed in seeds if (v := score(c.cell, seed, k)) is not None
+                     and (w := score(baseline, seed, k)) is not None
+                     and not (math.isnan(v) or math.isnan(w))]
             if directions.get(k) in ("min", "max") and pairs:
                 sign = 1 if directions[k] == "max" else -1
                 s["better_seeds"] = sum(sign * (v - w) > 0 for v, w in pairs)
                 s["paired_seeds"] = len(pairs)
-    notes = []
-    for c in out:
-        for k, st in c.stats.items():
-            bad = [seed for seed in seeds if isinstance(by_cell[c.cell].get(seed, {}).get(k), float)
-                   and math.isnan(by_cell[c.cell][seed][k])]
-            if bad:
-                rest = [v for v in st["values"] if not math.isnan(v)]
-                notes.append(f"{k} is undefined (NaN) for {c.cell} seed(s) "
-                             f"{', '.join(map(str, bad))}, so that cell's mean is NaN (a mean "
-                             f"over the other seeds would leave out the worst case); "
-                             + (f"the other seeds: {', '.join(_fmt(v) for v in rest)}" if rest
-                                else "no seed of it has a value"))
     return Summary(name, baseline, keys, out, spaces,
                    {k: directions[k] for k in keys if k in directions}, notes=notes)
 
