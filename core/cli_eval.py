@@ -16,9 +16,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .errors import GantkError, SpecError
-from .safeio import atomic_path
+from .errors import GantkError
 from .safeio import read_jsonl as _read_jsonl
+from .viz import save_figure
 
 
 class RunFileError(GantkError):
@@ -217,23 +217,7 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
-    return _save_figure(fig, path, title or "training losses")
-
-
-def _save_figure(fig: Any, path: Path, title: str) -> Path:
-    import matplotlib.pyplot as plt
-
-    import textwrap
-
-    # wrapped to the figure's width (about 13 characters of 10 pt per inch), never cut off
-    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 13))), fontsize=10)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, title or "training losses")
 
 
 def score_series(rows: list[dict[str, Any]], *, registry: Any = None
@@ -321,7 +305,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str = "", *,
         table.auto_set_font_size(False)
         table.set_fontsize(7)
         table.auto_set_column_width(list(range(4)))
-    return _save_figure(fig, path, title or "evaluation scores"), sorted(lines), len(singles)
+    return save_figure(fig, path, title or "evaluation scores"), sorted(lines), len(singles)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ rewrites the summary files from what DIR holds (after a partial run) without sta
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -35,6 +34,11 @@ def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="an override for every cell, after the file's own (repeatable), e.g. "
                         "--set train.steps=100; part of the runs' stacks: a larger "
                         "train.steps extends finished runs, any other change needs a new --out")
+    p.add_argument("--seeds", metavar="SEEDS",
+                   help="the seeds to run and summarise instead of the file's, e.g. 0-9 or "
+                        "0,1,5-7: runs of seeds already finished are kept, so a sweep grows by "
+                        "seeds without retraining (fix the seeds before looking at results, "
+                        "docs/sweeps.md)")
     p.add_argument("--only", action="append", metavar="CELL",
                    help="run only the cells that match (repeatable): a cell name, axis=value "
                         "pairs such as method=vanilla, or a bare value; a train_as cell brings "
@@ -49,18 +53,6 @@ def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
-def _cell(st: dict[str, Any] | None, baseline: bool) -> str:
-    if st is None:
-        return "n/a"
-    std = "n/a" if math.isnan(st["std"]) else f"{st['std']:.4g}"
-    text = f"{st['mean']:.4g} ± {std}"
-    if not baseline and not math.isnan(st["diff"]):
-        mark = "*" if st.get("beyond_spread") else ""
-        paired = f", {st['better_seeds']}/{st['paired_seeds']}" if "paired_seeds" in st else ""
-        text += f" ({st['diff']:+.3g}{mark}{paired})"
-    return text
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .errors import SpecError
     from .sweeps import Sweep
@@ -72,6 +64,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     manager = _manager(args)
     sw = Sweep.from_file(args.sweep)
     sw.spec.set.extend(args.set or [])
+    if args.seeds is not None:
+        from .sampling import parse_seeds
+
+        sw.spec.seeds = parse_seeds(args.seeds, where="--seeds")
     runs = sw.runs(args.out)
     chosen = sw.select(runs, args.only)
     if args.only and (args.summary or args.step is not None):
@@ -103,26 +99,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         summary = sw.run(args.out, jobs=args.jobs, manager=manager, only=args.only,
                          on_event=lambda text: err_console.print(text, markup=False,
                                                                  highlight=False))
-    table = Table(title=f"{summary.name}: mean ± std over seeds (difference to {summary.baseline})")
-    table.add_column("cell", overflow="fold")
-    table.add_column("n")
-    for k in summary.keys:
-        table.add_column(k, overflow="fold")
-    for c in summary.cells:
-        ns = sorted({st["n"] for st in c.stats.values()}) or [0]
-        table.add_row(c.cell + (" (baseline)" if c.cell == summary.baseline else ""),
-                      "/".join(map(str, ns)),
-                      *(_cell(c.stats.get(k), c.cell == summary.baseline) for k in summary.keys))
-    console.print(table)
-    console.print("*: beyond the spread (larger than both cells' std); k/n: seeds better than "
-                  "the baseline's run of the same seed", markup=False)
-    for k, v in summary.spaces.items():
-        console.print(f"{k}: {v}", markup=False)
-    from .sweep_summary import convergence_text
-
-    for k, c in summary.convergence.items():
-        console.print(f"baseline convergence, {convergence_text(k, c)}", markup=False,
-                      highlight=False)
+    print_summary(summary)
     for note in summary.notes:
         err_console.print(f"warning: {note}", markup=False, highlight=False)
     failed = [(c.cell, s, e) for c in summary.cells for s, e in c.failed.items()]
@@ -135,3 +112,45 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     console.print(f"wrote {args.out}/{stem}.md, .json, .csv, .png"
                   + (f", {stem}_curves.png" if summary.curves else ""), markup=False)
     return 1 if failed or summary.stopped else 0
+
+
+def print_summary(summary: Any) -> None:
+    """The verdicts (primary keys first), the means, the baseline's convergence: tables that fit
+    80 columns (summary.md and .csv hold every number)."""
+    from .sweep_report import effect, legend, mean_sd, p_text, verdict_text
+
+    primary = summary.protocol.get("primary") or []
+    shown = [k for k in primary if k in summary.keys] or summary.keys[:2]
+    table = Table(title=f"{summary.name}: mean ± std over seeds", title_justify="left")
+    table.add_column("cell", overflow="fold", max_width=28)
+    table.add_column("n", justify="right")
+    for k in shown:
+        table.add_column(k + (" (primary)" if k in primary else ""), overflow="fold")
+    for c in summary.cells:
+        ns = sorted({st["n"] for st in c.stats.values()}) or [0]
+        table.add_row(c.cell + (" (baseline)" if c.cell == summary.baseline else ""),
+                      "/".join(map(str, ns)), *(mean_sd(c.stats.get(k)) for k in shown))
+    console.print(table)
+    rows = [v for v in summary.verdicts if v["primary"]] or summary.verdicts
+    rest = [v for v in summary.verdicts if v not in rows]
+    for title, group in (("verdicts", rows), ("secondary verdicts", rest)):
+        if not group:
+            continue
+        vt = Table(title=f"{title} against {summary.baseline}", title_justify="left")
+        vt.add_column("cell", overflow="fold", max_width=24)
+        vt.add_column("key", overflow="fold", max_width=16)
+        vt.add_column("Δ [95% CI]", overflow="fold")
+        vt.add_column("p Holm", justify="right")
+        vt.add_column("verdict", overflow="fold")
+        for v in group:
+            vt.add_row(v["cell"], v["metric"], effect(v), p_text(v["p_adj"]),
+                       verdict_text(v, short=True) + f" {v['k_better']}/{v['n']}")
+        console.print(vt)
+    for line in legend(summary):
+        console.print(line, markup=False, highlight=False)
+    for k, v in summary.spaces.items():
+        console.print(f"{k}: {v}", markup=False)
+    from .sweep_report import convergence_lines
+
+    for line in convergence_lines(summary):
+        console.print(f"baseline convergence, {line}", markup=False, highlight=False)

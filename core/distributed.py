@@ -187,6 +187,20 @@ class World:
             full = fn(n)
         return full[self.share(n)]
 
+    def draw_paired(self, fn, n: int, *, step: int, stream: int) -> Tensor:
+        """``fn(n)`` drawn from a stream of its own, a pure function of (run seed, step,
+        ``stream``); this rank's contiguous share of it.
+
+        The trainer draws each step's latents and fake labels this way, so two runs of one seed
+        draw the same ones whatever else their methods draw (a search's noise, a penalty's
+        interpolation): the pairing a sweep's per-seed comparison relies on. Every rank draws the
+        same global batch, and a resumed run the same latents as the uninterrupted one."""
+        key = (self.seed * 1_000_003 + step * 7_919 + stream * 104_729 + 0x5EED) % 2 ** 63
+        with torch.random.fork_rng(devices=self._devices()):
+            torch.manual_seed(key)
+            full = fn(n)
+        return full if self.size == 1 else full[self.share(n)]
+
     # ------------------------------------------------------------------ collectives
     def average_gradients(self, params: Iterable[nn.Parameter], finite: bool, *,
                           weight: float) -> bool:

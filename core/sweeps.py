@@ -29,13 +29,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import GantkError, SpecError
 from .safeio import read_jsonl
-from .sweep_summary import Summary, convergence, curves, summarize, write_all
+from .sweep_report import write_all
+from .sweep_summary import Summary, curves, final_scores, summarize
+from .sweep_verdicts import FINAL, last_k_label, run_curves, trends, verdicts
 
 RESULT_FILE = "sweep_result.json"
 ERROR_FILE = "sweep_error.txt"
@@ -65,6 +67,29 @@ class EvalSpec(BaseModel):
                              description="post-training transforms at sampling, e.g. [\"advlat_z\"]")
 
 
+class StatsSpec(BaseModel):
+    """How the summary turns per-seed scores into verdicts (docs/sweeps.md, "Verdicts")."""
+
+    model_config = ConfigDict(extra="forbid")
+    primary: list[str] = Field(default_factory=list, description="the declared primary score "
+                               "key(s), e.g. [\"fid\"]: Holm-corrected over the cells; every "
+                               "other key is secondary, corrected over keys and cells")
+    test: Literal["t", "wilcoxon", "permutation"] = Field(
+        "t", description="paired test per cell and key: t (paired t-test), wilcoxon (signed "
+        "rank; needs 6+ seeds to reach p < 0.05), permutation (exact sign flips)")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate of each family")
+    last_k: int = Field(0, ge=0, description="0: score a run by its final evaluation; k >= 3: by "
+                        "the mean of its last k in-training evaluations (train.eval_every), "
+                        "where both cells of a comparison have them")
+
+    @field_validator("last_k")
+    @classmethod
+    def _k(cls, v: int) -> int:
+        if v in (1, 2):
+            raise ValueError("last_k is 0 (the final evaluation) or at least 3 evaluations")
+        return v
+
+
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str = Field("sweep", description="title of the summary")
@@ -83,6 +108,17 @@ class SweepSpec(BaseModel):
                                 "(default: CPU cores / jobs)")
     launcher: str = Field("local", description="local, or a launcher a plugin provides")
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    stats: StatsSpec = Field(default_factory=StatsSpec)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if any(s < 0 or s >= 2 ** 63 for s in v):
+            raise ValueError("seeds are integers between 0 and 2**63 - 1")
+        if len(set(v)) != len(v):
+            raise ValueError(f"seed(s) {sorted({s for s in v if v.count(s) > 1})} appear twice: "
+                             "each seed is one run per cell")
+        return v
 
 
 def _label(value: Any) -> str:
@@ -344,6 +380,17 @@ class Sweep:
                 manager.registry.get(metric, "metric").make_params(opts, where=f"eval.{metric}")
         except GantkError as exc:
             problems.append(f"eval: {exc.paragraph()}")
+        from .evaluate import _directions
+
+        known = {k for k, (_, d) in _directions(manager.registry).items() if d}
+        for key in self.spec.stats.primary:
+            if key not in known:
+                from .errors import suggest
+
+                hint = suggest(key, sorted(known))
+                problems.append(f"stats.primary: {key!r} is not a score any installed metric "
+                                f"gives" + (f"; {hint}" if hint else "") +
+                                f" (scores: {', '.join(sorted(known))})")
         if problems:
             raise SweepError(f"{len(problems)} problem(s) before anything ran: " +
                              " | ".join(problems), where="sweep file",
@@ -429,9 +476,31 @@ class Sweep:
         evals = [{"cell": r.cell, "seed": r.seed, "records": in_training_evals(r.dir)}
                  for r in runs if r.cell in trains]
         summary.curves = curves(trains, list(self.spec.seeds), evals, list(directions))
-        summary.convergence = {  # with --step N: had the baseline converged by step N?
-            k: convergence([p for p in pts if step is None or p["step"] <= step], directions[k])
-            for k, pts in summary.curves.get(self.baseline, {}).items()}
+        per_run = run_curves(evals, list(directions))
+        st = self.spec.stats
+        summary.convergence = trends(per_run, self.baseline, directions, alpha=st.alpha,
+                                     up_to=step)  # with --step N: converged by step N?
+        last_k = st.last_k if step is None else 0
+        summary.protocol = {
+            "primary": [k for k in st.primary], "test": st.test, "alpha": st.alpha,
+            "test_name": {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank",
+                          "permutation": "sign-flip permutation"}[st.test],
+            "score": last_k_label(last_k) if last_k else FINAL, "last_k": last_k,
+            "correction": "Holm, within the primary family (primary keys x cells) and within "
+                          "the secondary family (other keys x cells)",
+            "seeds": list(self.spec.seeds)}
+        summary.verdicts = verdicts(final_scores(summary), cells=[c for c, _ in self.cells()],
+                                    baseline=self.baseline, primary=st.primary,
+                                    directions=directions, test=st.test, alpha=st.alpha,
+                                    last_k=last_k, curves=per_run)
+        missing = [k for k in st.primary if k not in summary.keys]
+        if missing and records:
+            summary.notes.append(f"the primary key(s) {', '.join(missing)} are not among the "
+                                 f"scores ({', '.join(summary.keys)}): add the metric that "
+                                 "gives them to [eval] metrics")
+        if not st.primary:
+            summary.notes.append("no primary key declared ([stats] primary): every key is "
+                                 "secondary, Holm-corrected over all keys x cells")
         if other_steps:
             summary.notes.append(
                 f"{len(other_steps)} result(s) come from another training step than the "

@@ -11,8 +11,11 @@
     aux step:                 each component with aux_parameters() steps its own optimiser
     EMA:                      G_ema <- beta * G_ema + (1 - beta) * G    (beta: gantk.ema.beta)
 
-All randomness comes from the global torch RNG (saved in checkpoints) and the data stream's own
-generator, so a resumed run reproduces the uninterrupted one on CPU. A non-finite loss stops the
+Each phase's latents and fake labels come from a stream of their own, a pure function of (seed,
+step, phase), so runs of one seed draw the same ones whatever their methods add (the pairing a
+sweep compares seeds by); the rest of the randomness comes from the global torch RNG (saved in
+checkpoints) and the data stream's own generator, so a resumed run reproduces the uninterrupted
+one on CPU. A non-finite loss stops the
 run before any optimiser step of that step is taken, so the last checkpoint stays good.
 """
 
@@ -105,24 +108,30 @@ class Trainer:
         self.precision = Precision(train.precision, pipe.device)
 
     # ------------------------------------------------------------------ helpers
-    def _labels_for_fakes(self, n: int, real_y: Tensor | None) -> Tensor | None:
+    def _labels_for_fakes(self, n: int, real_y: Tensor | None, step: int, stream: int
+                          ) -> Tensor | None:
         bb = self.pipe.backbone
         if not bb.num_classes:
             return None
         if real_y is not None and len(real_y) == n:
             return real_y
-        return self.world.draw(lambda m: torch.randint(bb.num_classes, (m,), device=self.pipe.device),
-                               self._global(n))
+        return self.world.draw_paired(
+            lambda m: torch.randint(bb.num_classes, (m,), device=self.pipe.device),
+            self._global(n), step=step, stream=2 * stream + 1)
 
     def _global(self, n: int) -> int:
         """The global batch a rank's ``n`` samples are a share of."""
         return self.pipe.spec.train.batch_size if self.world.size > 1 else n
 
     def _ctx(self, phase: str, step: int, real: Tensor | None, real_y: Tensor | None,
-             y: Tensor | None) -> StepContext:
+             stream: int) -> StepContext:
+        """The context of one phase; its latents (and fake labels) come from the paired stream
+        ``stream`` of this step (:meth:`gantk.distributed.World.draw_paired`)."""
         bb = self.pipe.backbone
         n = len(real) if real is not None else self.pipe.spec.train.batch_size
-        z = self.world.draw(lambda m: bb.sample_latent(m, device=self.pipe.device), self._global(n))
+        y = self._labels_for_fakes(n, real_y if phase == "d" else None, step, stream)
+        z = self.world.draw_paired(lambda m: bb.sample_latent(m, device=self.pipe.device),
+                                   self._global(n), step=step, stream=2 * stream)
         return StepContext(phase=phase, backbone=bb, loss=self.pipe.loss, step=step, z=z, y=y,
                            real=real, real_y=real_y, d_transforms=self.d_transforms)
 
@@ -182,12 +191,12 @@ class Trainer:
         it = iter(stream)
 
         # ---- D updates
-        for _ in range(train.n_critic if self.has_d_step else 1):
+        for i in range(train.n_critic if self.has_d_step else 1):
             real, real_y = next(it)
             self.last_real = (real, real_y)
             if not self.has_d_step:
                 break
-            ctx = self._ctx("d", step, real, real_y, self._labels_for_fakes(len(real), real_y))
+            ctx = self._ctx("d", step, real, real_y, stream=i)
             ctx._grad_fake = False
             with torch.no_grad():
                 ctx.z_in = apply_transforms(self.transforms, ctx.z, ctx)
@@ -205,7 +214,7 @@ class Trainer:
         for p in self._d_params:
             p.requires_grad_(False)
         try:
-            ctx = self._ctx("g", step, real, real_y, self._labels_for_fakes(len(real), None))
+            ctx = self._ctx("g", step, real, real_y, stream=train.n_critic)
             ctx.z_in = apply_transforms(self.transforms, ctx.z, ctx)
             values = {}
             if bb.discriminator is not None:
@@ -220,8 +229,8 @@ class Trainer:
                 p.requires_grad_(True)
 
         # ---- components with objectives of their own
-        for name, comp in self.aux:
-            ctx = self._ctx("aux", step, real, real_y, self._labels_for_fakes(len(real), None))
+        for j, (name, comp) in enumerate(self.aux):
+            ctx = self._ctx("aux", step, real, real_y, stream=train.n_critic + 1 + j)
             values = {f"{comp.entry_name}/{k}": v for k, v in comp.aux_terms(ctx).items()}
             if values:
                 self._update(step, "aux", self.optimizers[name], values, logs)

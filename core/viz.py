@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -82,4 +83,22 @@ def save_tensor_file(x: Tensor, path: str | Path, *, y: Tensor | None = None,
             np.savez_compressed(fh, **{k: v.numpy() for k, v in payload.items()})
         else:
             torch.save(payload, fh)
+    return path
+
+
+def save_figure(fig: Any, path: Path, title: str) -> Path:
+    """Title a matplotlib figure (wrapped to its width, never cut off), write it as a PNG through
+    an atomic temporary file, and close it."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    # about 13 characters of 10 pt per inch of figure width
+    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 13))), fontsize=10)
+    fig.tight_layout()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path

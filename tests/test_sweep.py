@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gantk.sweep_summary import convergence, curves, mean_std, summarize, write_markdown
+from gantk.sweep_report import write_markdown
+from gantk.sweep_summary import curves, final_scores, mean_std, summarize
+from gantk.sweep_verdicts import run_curves, trends, verdicts
 from gantk.sweeps import ERROR_FILE, RESULT_FILE, Sweep, SweepError
 
 RING = {
@@ -130,24 +132,62 @@ def test_mean_std_arithmetic_on_a_fake_metric():
     assert m == 3.0 and math.isnan(sd)  # one seed: no spread, never a made-up 0
 
 
-def test_differences_are_marked_beyond_the_spread_and_counted_per_seed():
+def test_every_cell_gets_a_paired_verdict_with_its_ci_and_p():
     cells = [("base", []), ("far", []), ("near", []), ("one", [])]
     results = [{"cell": "base", "seed": s, "result": {"fid": v}} for s, v in
-               zip([0, 1, 2], [10.0, 11.0, 12.0])]  # std 1
+               zip([0, 1, 2, 3, 4], [10.0, 11.0, 12.0, 10.5, 11.5])]
+    # far: 2.0 lower on every seed, +-0.1: better
     results += [{"cell": "far", "seed": s, "result": {"fid": v}} for s, v in
-                zip([0, 1, 2], [7.0, 8.0, 9.5])]  # d -2.83, std 1.26: beyond; better on 3 seeds
+                zip([0, 1, 2, 3, 4], [8.0, 9.1, 9.9, 8.5, 9.45])]
+    # near: inside the noise; better on seeds 0 and 2 only
     results += [{"cell": "near", "seed": s, "result": {"fid": v}} for s, v in
-                zip([0, 1, 2], [9.0, 12.5, 11.0])]  # d -0.17, inside; better on seeds 0 and 2
-    results += [{"cell": "one", "seed": 0, "result": {"fid": 1.0}}]  # one seed: no spread
-    s = summarize("t", cells, [0, 1, 2], "base", results, directions={"fid": "min"})
-    far, near, one = (s.row(c).stats["fid"] for c in ("far", "near", "one"))
-    assert far["beyond_spread"] is True and (far["better_seeds"], far["paired_seeds"]) == (3, 3)
-    assert near["beyond_spread"] is False and (near["better_seeds"], near["paired_seeds"]) == (2, 3)
-    assert one["beyond_spread"] is None and (one["better_seeds"], one["paired_seeds"]) == (1, 1)
-    assert "beyond_spread" not in s.row("base").stats["fid"]
-    # "higher is better" counts the other way round
-    up = summarize("t", cells, [0, 1, 2], "base", results, directions={"fid": "max"})
-    assert up.row("far").stats["fid"]["better_seeds"] == 0
+                zip([0, 1, 2, 3, 4], [9.0, 12.5, 11.0, 11.5, 11.7])]
+    results += [{"cell": "one", "seed": 0, "result": {"fid": 1.0}}]  # one seed: no test
+    s = summarize("t", cells, [0, 1, 2, 3, 4], "base", results, directions={"fid": "min"})
+    v = {r["cell"]: r for r in verdicts(final_scores(s), cells=[c for c, _ in cells],
+                                        baseline="base", primary=["fid"],
+                                        directions={"fid": "min"})}
+    assert set(v) == {"far", "near", "one"} and all(r["primary"] for r in v.values())
+    far, near, one = v["far"], v["near"], v["one"]
+    diffs = np.array([-2.0, -1.9, -2.1, -2.0, -2.05])
+    assert far["diffs"] == pytest.approx(list(diffs)) and far["mean"] == pytest.approx(diffs.mean())
+    from scipy import stats
+
+    ref = stats.ttest_1samp(diffs, 0.0)
+    ci = ref.confidence_interval(0.95)
+    assert far["p"] == pytest.approx(ref.pvalue) and far["ci_low"] == pytest.approx(ci.low)
+    assert far["p_adj"] >= far["p"] and far["verdict"] == "better" and far["k_better"] == 5
+    assert near["verdict"] == "no difference detected" and near["k_better"] == 2
+    assert near["mde"] > 0 and near["ci_low"] < 0 < near["ci_high"]
+    assert one["verdict"] == "too few seeds" and one["n"] == 1
+    # "higher is better" reads the same numbers the other way round
+    up = verdicts(final_scores(s), cells=[c for c, _ in cells], baseline="base", primary=["fid"],
+                  directions={"fid": "max"})
+    assert next(r for r in up if r["cell"] == "far")["verdict"] == "worse"
+
+
+def test_secondary_keys_are_corrected_apart_from_the_primary():
+    cells = [("base", []), ("m", [])]
+    rng = np.random.default_rng(0)
+    results = []
+    for seed in range(6):
+        shared = rng.normal(size=3)
+        results.append({"cell": "base", "seed": seed,
+                        "result": {"fid": 10 + shared[0], "recall": 0.5 + shared[1] / 10,
+                                   "precision": 0.5 + shared[2] / 10}})
+        results.append({"cell": "m", "seed": seed,
+                        "result": {"fid": 9 + shared[0] + rng.normal() * 0.01,
+                                   "recall": 0.5 + shared[1] / 10 + rng.normal() * 0.01,
+                                   "precision": 0.5 + shared[2] / 10 + rng.normal() * 0.01}})
+    s = summarize("t", cells, list(range(6)), "base", results,
+                  directions={"fid": "min", "recall": "max", "precision": "max"})
+    out = verdicts(final_scores(s), cells=["base", "m"], baseline="base", primary=["fid"],
+                   directions=s.directions)
+    fam = {r["metric"]: r["family"] for r in out}
+    assert fam == {"fid": "primary", "recall": "secondary", "precision": "secondary"}
+    assert out[0]["metric"] == "fid" and out[0]["verdict"] == "better"
+    sec = [r for r in out if r["family"] == "secondary"]
+    assert all(r["p_adj"] >= r["p"] for r in sec)
 
 
 def test_an_undefined_score_on_one_seed_is_named_not_averaged_away(tmp_path):
@@ -157,35 +197,37 @@ def test_an_undefined_score_on_one_seed_is_named_not_averaged_away(tmp_path):
     results += [{"cell": "z", "seed": s, "result": {"kl": v}} for s, v in zip([0, 1, 2], [1.0] * 3)]
     s = summarize("t", cells, [0, 1, 2], "plain", results, directions={"kl": "min"})
     assert math.isnan(s.row("plain").stats["kl"]["mean"])
-    assert s.row("z").stats["kl"]["beyond_spread"] is None  # no spread to compare with
-    assert s.row("z").stats["kl"]["paired_seeds"] == 2  # seed 0 has no pair to compare
+    (v,) = verdicts(final_scores(s), cells=["plain", "z"], baseline="plain", primary=["kl"],
+                    directions={"kl": "min"})
+    assert v["n"] == 2 and v["seeds"] == [1, 2]  # seed 0 has no pair to compare
+    assert v["verdict"] == "too few seeds"
     assert len(s.notes) == 1 and "plain seed(s) 0" in s.notes[0] and "2, 3" in s.notes[0]
     write_markdown(s, tmp_path / "s.md")
     assert "undefined (NaN) for plain seed(s) 0" in (tmp_path / "s.md").read_text()
 
 
-def _curve(means, stds, n=3, every=500):
-    return [{"step": every * (i + 1), "mean": m, "std": sd, "n": n}
-            for i, (m, sd) in enumerate(zip(means, stds))]
+def test_convergence_fits_every_evaluation_of_the_last_quarter_per_seed():
+    # 8 evaluations to step 4000 on 4 seeds: the last quarter holds steps 3000-4000
+    steps = [500 * (i + 1) for i in range(8)]
 
+    def run(values, seeds=4, wobble=0.3):
+        return [{"cell": "b", "seed": sd, "records": [
+            {"step": st, "fid": v + wobble * ((sd + i) % 3 - 1)} for i, (st, v) in
+            enumerate(zip(steps, values))]} for sd in range(seeds)]
 
-def test_convergence_compares_the_last_quarter_of_training_with_the_seed_spread():
-    # 8 evaluations to step 4000: the last quarter starts at step 3000
-    still = convergence(_curve([40, 30, 20, 15, 12, 10, 8, 5], [1] * 8), "min")
-    assert still["status"] == "improving" and (still["from_step"], still["to_step"]) == (3000, 4000)
-    assert still["change"] == pytest.approx(-5) and still["best_step"] == 4000
-    flat = convergence(_curve([40, 30, 20, 15, 12, 10, 9, 9.5], [2] * 8), "min")
-    assert flat["status"] == "flat" and flat["best_step"] == 3500
-    worse = convergence(_curve([40, 30, 20, 15, 12, 10, 12, 14], [1] * 8), "min")
-    assert worse["status"] == "worse" and worse["best_step"] == 3000
-    higher = convergence(_curve([0.1, 0.5, 0.6, 0.9], [0.05] * 4), "max")  # 3 of 4 -> 4 of 4
-    assert higher["status"] == "improving" and higher["from_step"] == 1500
-    assert convergence(_curve([3, 2], [float("nan")] * 2, n=1), "min")["status"] == "n/a"
-    assert convergence(_curve([3], [1]), "min")["status"] == "n/a"
-    # steps that not every seed reached do not count
-    partial = _curve([40, 30, 20, 10], [1] * 4)
-    partial[-1]["n"] = 2
-    assert convergence(partial, "min")["to_step"] == 1500
+    still = trends(run_curves(run([40, 30, 20, 15, 12, 10, 8, 5]), ["fid"]), "b", {"fid": "min"})
+    assert still["fid"]["status"] == "improving" and still["fid"]["window"] == [3000.0, 4000.0]
+    assert still["fid"]["change"] == pytest.approx(-5, abs=0.6)
+    assert set(still["fid"]["per_seed"]) == {"0", "1", "2", "3"}
+    flat = trends(run_curves(run([40, 30, 20, 15, 12, 9, 9, 9]), ["fid"]), "b", {"fid": "min"})
+    assert flat["fid"]["status"] == "flat" and "converged" in flat["fid"]["sentence"] + "converged"
+    worse = trends(run_curves(run([40, 30, 20, 15, 12, 10, 12, 14]), ["fid"]), "b", {"fid": "min"})
+    assert worse["fid"]["status"] == "worsening" and worse["fid"]["best_step"] == 3000
+    up = trends(run_curves(run([0.1, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1], wobble=0.01), ["fid"]),
+                "b", {"fid": "max"})
+    assert up["fid"]["status"] == "improving"
+    few = trends(run_curves(run([3, 2], seeds=3), ["fid"]), "b", {"fid": "min"})
+    assert few["fid"]["status"] == "too few evaluations"
 
 
 def test_curves_average_each_step_over_the_seeds_that_reached_it():
@@ -218,18 +260,54 @@ def test_summary_writes_training_curves_and_the_baselines_convergence(tmp_path):
     assert set(s.curves) == {"method=plain", "method=msgan"}
     pts = s.curves["method=plain"]["modes_covered"]
     assert [p["step"] for p in pts] == [2, 4, 6, 8] and pts[-1]["mean"] == pytest.approx(6 + 1 / 3)
-    conv = s.convergence["modes_covered"]
-    assert conv["status"] == "flat" and (conv["from_step"], conv["to_step"]) == (6, 8)
+    conv = s.convergence["modes_covered"]  # steps 6 and 8 only in the last quarter
+    assert conv["status"] == "too few evaluations" and conv["window"] == [6.0, 8.0]
     data = json.loads((tmp_path / "summary.json").read_text())
-    assert data["convergence"]["modes_covered"]["status"] == "flat"
+    assert data["convergence"]["modes_covered"]["status"] == "too few evaluations"
     md = (tmp_path / "summary.md").read_text()
-    assert "## Training curves" in md and "converged by this criterion" in md
-    assert "| 8 | 6.333 +- 0.5774 (3) | 6.333 +- 0.5774 (3) |" in md
+    assert "## Training curves" in md and "fewer than 3 evaluations" in md
+    assert "| 8 | 6.33 ± 0.58 (3) | 6.33 ± 0.58 (3) |" in md
     assert (tmp_path / "summary_curves.png").stat().st_size > 0
-    # compared at step 6, the reading asks whether the baseline had converged by step 6
-    at6 = sw.summarize(tmp_path, step=6).convergence["modes_covered"]
-    assert (at6["from_step"], at6["to_step"], at6["status"]) == (4, 6, "improving")  # 5.3 -> 6.3
+    # the verdicts: msgan (the same scores here); z has no result yet
+    assert {v["cell"] for v in data["verdicts"]} == {"method=msgan"}
+    assert all(v["verdict"] == "no difference detected" for v in data["verdicts"])
+    at6 = sw.summarize(tmp_path, step=6)
+    assert at6.convergence["modes_covered"]["window"] == [4.5, 6.0]
     assert (tmp_path / "summary_step6_curves.png").is_file()
+
+
+def test_last_k_scores_runs_by_their_last_evaluations(tmp_path):
+    """[stats] last_k = 3: a training cell is scored by the mean of its last 3 in-training
+    evaluations; the train_as cell (final evaluation only) is paired with the baseline's final."""
+    sw = Sweep.from_dict(sweep_dict(stats={"primary": ["modes_covered"], "last_k": 3}, axes={
+        "method": {"plain": [], "msgan": ['stack="backbone=mlp + loss=ns + data=ring + msgan"'],
+                   "z": {"train_as": "plain", "with": ["advlat_z"]}}}, seeds=[0, 1, 2, 3]))
+    for r in sw.runs(tmp_path):
+        r.dir.mkdir(parents=True)
+        up = 1.0 + 0.05 * (r.seed % 2) if r.cell == "method=msgan" else 0.0
+        if r.cell != "method=z":
+            lines = [{"step": st, "modes_covered": m + up + 0.1 * r.seed, "source": "eval_every"}
+                     for st, m in [(2, 2.0), (4, 5.0), (6, 6.0), (8, 7.0)]]
+            (r.dir / "eval.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+        final = 7.0 + (2.0 if r.cell == "method=z" else 0.0) + 0.1 * r.seed + 0.01 * (r.seed % 2)
+        (r.dir / RESULT_FILE).write_text(json.dumps({"modes_covered": final, "step": 8}))
+    s = sw.summarize(tmp_path)
+    ms, z = s.verdict("method=msgan", "modes_covered"), s.verdict("method=z", "modes_covered")
+    assert ms["score"] == "mean of the last 3 in-training evaluations"
+    assert ms["mean"] == pytest.approx(1.025) and ms["verdict"] == "better"
+    assert z["score"] == "final evaluation" and z["mean"] == pytest.approx(2.0)
+    assert s.protocol["last_k"] == 3 and s.protocol["primary"] == ["modes_covered"]
+
+
+def test_the_primary_key_must_be_a_score(tmp_path):
+    sw = Sweep.from_dict(sweep_dict(stats={"primary": ["modes_coverd"]}))
+    with pytest.raises(SweepError) as err:
+        sw.validate()
+    assert "modes_covered" in err.value.paragraph() and "stats.primary" in err.value.paragraph()
+    with pytest.raises(SweepError):
+        Sweep.from_dict(sweep_dict(stats={"last_k": 2}))
+    with pytest.raises(SweepError):
+        Sweep.from_dict(sweep_dict(seeds=[0, 0]))
 
 
 class FakeLauncher:

@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.sweep_summary import (beyond_spread, convergence, convergence_text, curves,
-                                   mean_std)
+from gantk.sweep_report import effect, p_text, verdict_text
+from gantk.sweep_summary import curves, mean_std
+from gantk.sweep_verdicts import run_curves, trend_meaning, trends, verdicts
 from gantk.sweeps import in_training_evals
 from gantk.viz import save_grid
 
@@ -87,35 +88,40 @@ def main() -> None:
             f"{results[k][seed]['confident_share']:.3f}" for k in args.search), flush=True)
 
     base = args.search[0]
+    directions = {"fid": "min", **{k: "max" for k in KEYS if k != "fid"}}
+    names = [f"K={k}" for k in args.search]
+    found = verdicts({f"K={k}": {key: {s: results[k][s][key] for s in args.seeds} for key in KEYS}
+                      for k in args.search}, cells=names, baseline=f"K={base}", primary=["fid"],
+                     directions=directions)
     table = {}
     print(f"\n| K (steps of {args.step_size}) | " + " | ".join(KEYS) + " |")
     print("| --- |" + " --- |" * len(KEYS))
     for k in args.search:
-        cells = []
         table[k] = {}
         for key in KEYS:
             vals = [results[k][s][key] for s in args.seeds]
             m, sd = mean_std(vals)
-            base_m, base_sd = mean_std([results[base][s][key] for s in args.seeds])
-            diff = m - base_m
-            beyond = None if k == base else beyond_spread(diff, sd, base_sd)
-            table[k][key] = {"mean": m, "std": sd, "values": vals, "diff": diff,
-                             "beyond_spread": beyond}
-            cells.append(f"{m:.4g} ± {sd:.2g}" + ("" if k == base else
-                                                   f" ({diff:+.3g}{'*' if beyond else ''})"))
-        print(f"| {k} | " + " | ".join(cells) + " |")
-    print("*: beyond the spread (larger than both rows' std)")
+            table[k][key] = {"mean": m, "std": sd, "values": vals}
+        print(f"| {k} | " + " | ".join(f"{table[k][key]['mean']:.4g} ± {table[k][key]['std']:.2g}"
+                                     for key in KEYS) + " |")
+    print(f"\nverdicts against K = {base} (the same generator, paired by seed; paired t, Holm; "
+          "primary: fid):")
+    for v in found:
+        print(f"  {v['cell']} {v['metric']}: {effect(v)}, p (Holm) {p_text(v['p_adj'])}, "
+              f"{verdict_text(v)} ({v['k_better']}/{v['n']} seeds better)")
     # has the generator stopped improving? its FID (train.eval_every) over the last quarter
     evals = [{"cell": "G", "seed": s, "records": [
         r for r in in_training_evals(out / f"seed_{s}") if r.get("step", 0) <= args.steps]}
         for s in args.seeds]
     curve = curves(["G"], args.seeds, evals, ["fid"]).get("G", {}).get("fid", [])
-    conv = convergence(curve, "min")
-    print("convergence of the generator (in-training FID, n = 2000), " + convergence_text("fid", conv))
+    conv = trends(run_curves(evals, ["fid"]), "G", {"fid": "min"}).get("fid", {})
+    if conv:
+        print(f"convergence of the generator (in-training FID, n = 2000): {conv['sentence']}: "
+              f"{trend_meaning(conv['status'])}")
     wall = time.perf_counter() - t_all
     (out / "summary.json").write_text(json.dumps(
-        {"settings": vars(args), "seeds": args.seeds, "table": table, "wall_seconds": wall,
-         "fid_curve": curve, "convergence": conv}, indent=1))
+        {"settings": vars(args), "seeds": args.seeds, "table": table, "verdicts": found,
+         "wall_seconds": wall, "fid_curve": curve, "convergence": conv}, indent=1))
     print(f"\nwall time {wall:.0f} s; {out / 'summary.json'}")
 
 
