@@ -48,7 +48,7 @@ def _phase_ctx(pipe, phase):
     """A step context built exactly as the trainer builds it, transforms applied."""
     trainer = pipe.trainer
     real, real_y = next(iter(pipe.stream))
-    ctx = trainer._ctx(phase, 1, real, real_y, trainer._labels_for_fakes(len(real), real_y))
+    ctx = trainer._ctx(phase, 1, real, real_y, stream=0 if phase == "d" else 1)
     if phase == "d":
         ctx._grad_fake = False
         with torch.no_grad():

@@ -1,0 +1,130 @@
+"""Re-derive the verdicts of a stored sweep summary with the paired protocol (docs/sweeps.md,
+"Verdicts"), from its per-seed values alone: no run directory and no training needed.
+
+The summaries under docs/results were written by earlier versions of `gantk sweep`, whose verdict
+was "the difference exceeds both cells' std". Their per-seed values are stored (each cell's
+``seeds`` with one value per finished seed), so the paired tests can be computed from them. Writes
+``verdicts.json`` and ``verdicts.md`` next to the summary (or ``--out``):
+
+    .venv/bin/python scripts/reanalyze_summary.py docs/results/cpu_sweeps/repro_advlat_mnist5k_ema/summary.json --primary fid
+
+Also reads the tables of examples/advlat/search_steps.py (``summary_N.json`` with ``table`` and
+``seeds``; baseline K = 0) and of examples/acl/fitted_gaussian.py-style files with the same shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from gantk.sweep_report import effect, p_text, verdict_text
+from gantk.sweep_verdicts import run_curves, trend_meaning, trends, verdicts
+
+TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank",
+              "permutation": "sign-flip permutation"}
+
+
+def from_sweep_summary(data: dict[str, Any]) -> tuple[dict, list[str], str, dict, list[dict]]:
+    """(final scores, cells, baseline, directions, per-run evaluation records) of a summary.json."""
+    final: dict[str, dict[str, dict[int, float]]] = {}
+    cells = []
+    for c in data["cells"]:
+        cells.append(c["cell"])
+        done = [s for s in c["seeds"] if str(s) not in c.get("failed", {})
+                and s not in c.get("pending", [])]
+        final[c["cell"]] = {}
+        for key, st in c["metrics"].items():
+            seeds = st.get("seeds") or done
+            if len(seeds) != len(st["values"]):
+                raise SystemExit(f"{c['cell']} {key}: {len(st['values'])} values for seeds "
+                                 f"{seeds}; cannot pair them by seed")
+            final[c["cell"]][key] = dict(zip(seeds, st["values"]))
+    evals = []
+    for cell, per_key in (data.get("curves") or {}).items():
+        seeds = next(c for c in data["cells"] if c["cell"] == cell)["seeds"]
+        for key, points in per_key.items():
+            for p in points:
+                if p["n"] != len(seeds) or len(p.get("values", [])) != len(seeds):
+                    continue  # a step not every seed reached cannot be assigned to seeds
+                for seed, v in zip(seeds, p["values"]):
+                    evals.append({"cell": cell, "seed": seed, "records": [{"step": p["step"],
+                                                                          key: v}]})
+    return final, cells, data["baseline"], data.get("directions", {}), evals
+
+
+def from_search_steps(data: dict[str, Any]) -> tuple[dict, list[str], str, dict, list[dict]]:
+    """The same for examples/advlat/search_steps.py's summary (one generator per seed, sampled
+    with K search steps; K = the first entry is the baseline)."""
+    seeds = data["seeds"]
+    cells = [f"K={k}" for k in data["table"]]
+    final = {f"K={k}": {key: dict(zip(seeds, st["values"])) for key, st in per.items()}
+             for k, per in data["table"].items()}
+    directions = {key: ("min" if key == "fid" else "max") for key in
+                  next(iter(data["table"].values()))}
+    return final, cells, cells[0], directions, []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("summary", help="a summary.json (gantk sweep) or search_steps summary")
+    ap.add_argument("--primary", action="append", default=[], help="primary key (repeatable)")
+    ap.add_argument("--test", default="t", choices=sorted(TEST_NAMES))
+    ap.add_argument("--alpha", type=float, default=0.05)
+    ap.add_argument("--cells", help="comma-separated cells to compare (default: all)")
+    ap.add_argument("--baseline", help="the cell to compare with (default: the summary's)")
+    ap.add_argument("--out", help="output stem (default: verdicts next to the summary)")
+    args = ap.parse_args()
+
+    path = Path(args.summary)
+    data = json.loads(path.read_text())
+    reader = from_search_steps if "table" in data else from_sweep_summary
+    final, cells, baseline, directions, evals = reader(data)
+    baseline = args.baseline or baseline
+    if args.cells:
+        keep = {baseline, *args.cells.split(",")}
+        cells = [c for c in cells if c in keep]
+        final = {c: v for c, v in final.items() if c in keep}
+    found = verdicts(final, cells=cells, baseline=baseline, primary=args.primary,
+                     directions=directions, test=args.test, alpha=args.alpha)
+    conv = trends(run_curves(evals, list(directions)), baseline, directions, alpha=args.alpha)
+    stem = Path(args.out) if args.out else path.with_name(
+        "verdicts" + path.stem.removeprefix("summary"))
+    out = {"source": str(path), "command": "python scripts/reanalyze_summary.py " + " ".join(
+        [str(path)] + [f"--primary {k}" for k in args.primary] +
+        ([f"--cells {args.cells}"] if args.cells else []) +
+        ([f"--baseline {args.baseline}"] if args.baseline else []) +
+        ([f"--test {args.test}"] if args.test != "t" else [])),
+        "protocol": {"primary": args.primary, "test": TEST_NAMES[args.test],
+                     "alpha": args.alpha, "baseline": baseline,
+                     "correction": "Holm within primary and within secondary family"},
+        "verdicts": found, "convergence": conv}
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
+    lines = [f"# Verdicts of {path}", "", f"`{out['command']}`", "",
+             f"Baseline {baseline}; {TEST_NAMES[args.test]} test on the per-seed paired "
+             f"differences, 95% CI (unadjusted), p Holm-corrected within the primary family "
+             f"({', '.join(args.primary) or 'none'} x cells) and the secondary family.", "",
+             "| cell | key | n | Δ [CI] | p | p (Holm) | k/n | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v in found:
+        key = f"**{v['metric']}**" if v["primary"] else v["metric"]
+        lines.append(f"| {v['cell']} | {key} | {v['n']} | {effect(v)} | {p_text(v['p'])} | "
+                     f"{p_text(v['p_adj'])} | {v['k_better']}/{v['n']} | {verdict_text(v)} |")
+    for key, c in conv.items():
+        lines += ["", f"Baseline convergence, {key}: {c['sentence']}: "
+                      f"{trend_meaning(c['status'])}"]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    prim = [v for v in found if v["primary"]]
+    for v in prim or found[:3]:
+        print(f"{v['cell']} {v['metric']}: {v['sentence']}")
+    for key, c in conv.items():
+        print(f"baseline convergence {key}: {c['sentence']}")
+    print(f"wrote {stem.with_suffix('.json')} and .md")
+    if any(not math.isfinite(v["p"] or float("nan")) for v in prim):
+        print("note: some primary comparison has no p (fewer than 2 paired seeds)")
+
+
+if __name__ == "__main__":
+    main()
