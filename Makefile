@@ -25,10 +25,13 @@ demo: setup
 	$(BIN)/gantk sweep examples/sweeps/demo.toml --out $(DEMO)
 	$(BIN)/python examples/sweep_scatter.py $(DEMO)
 
+# lint-imports first: the layers contract in pyproject.toml (docs/architecture.md)
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-all: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: setup

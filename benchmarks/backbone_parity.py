@@ -2,7 +2,7 @@
 
 For every row, gantk (``Pipeline.from_spec``) and the reference (benchmarks/references/, no gantk
 classes) train on the same data for the same steps, batch, loss, optimiser and seeds; both are
-scored by ``gantk.evaluate`` on the same real subset (digits: the shipped digits classifier's
+scored by ``gantk.metrics.evaluate`` on the same real subset (digits: the shipped digits classifier's
 feature space; ring/grid: raw coordinates). The table shows mean +- std over seeds and the ratio
 gantk / reference of the means. A row meets the target when gantk's recall and coverage are at
 least the reference's mean - std and its FID at most the reference's mean + std (the autoencoder
@@ -35,7 +35,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from references import loop, nets, stylegan2_ref  # noqa: E402
 
-from gantk import Pipeline, build, ema, get_registry, parse_spec  # noqa: E402
+from gantk import Pipeline, get_registry, parse_spec  # noqa: E402
+from gantk.stack import build  # noqa: E402
+from gantk.train import ema  # noqa: E402
 
 ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}
 SG2 = {"lr": 2e-3, "betas": (0.0, 0.99)}
@@ -135,7 +137,7 @@ def _scores(evaluator, row: dict[str, Any], n_eval: int) -> dict[str, float]:
 
 
 def _evaluate(ref: _Reference, metrics: list[str], n: int) -> dict[str, Any]:
-    from gantk.evaluate import evaluate
+    from gantk.metrics.evaluate import evaluate
     return evaluate(ref, metrics, n=n, seed=0)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.checkpoint import Checkpoint, check_finite, tensor_digest
+from gantk.store.checkpoint import Checkpoint, check_finite, tensor_digest
 
 STACKS = {
     "mlp (ring)": {"stack": "backbone=mlp + data=ring"},

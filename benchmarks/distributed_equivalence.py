@@ -33,7 +33,8 @@ def _worker(rank: int, world: int, port: int, spec: dict, steps: int, out: str) 
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
-    from gantk import Pipeline, distributed
+    from gantk import Pipeline
+    from gantk.train import distributed
 
     pipe = Pipeline.from_spec(spec, device="cpu")
     t0 = time.perf_counter()

@@ -50,7 +50,8 @@ def _sync(device) -> None:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from gantk import Pipeline, distributed
+    from gantk import Pipeline
+    from gantk.train import distributed
 
     results = []
     for name in args.configs.split(","):

@@ -23,10 +23,10 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from gantk.evaluate import _assign_nets, _real_subset, default_metrics, evaluate, extract
-from gantk.interfaces import DataInfo
+from gantk.metrics.evaluate import _assign_nets, _real_subset, default_metrics, evaluate, extract
+from gantk.base.interfaces import DataInfo
 from gantk.metrics import digits_classifier as dc
-from gantk.plugins import get_registry
+from gantk.stack.plugins import get_registry
 
 METRICS = ["fid", "kid", "prdc", "jsd", "is", "modes"]
 

@@ -5,7 +5,7 @@
 On the tiny digits dcgan of tests/conftest.py (seed 0) and a tiny stylegan2: gp, r1 and the path
 length under each precision against float32 (value and the cosine of the parameter gradient),
 and one I-FGSM step of 256 latents (the share of coordinates that moved, the share with fp32's
-sign). ``--raw-fp16`` turns off gantk's float32 fallback for fp16 (gantk.precision.
+sign). ``--raw-fp16`` turns off gantk's float32 fallback for fp16 (gantk.train.precision.
 float32_under_fp16) to show why it is there. CPU autocast; numbers in docs/distributed.md.
 """
 
@@ -16,9 +16,9 @@ import contextlib
 
 import torch
 
-import gantk.precision as precision
+import gantk.train.precision as precision
 from gantk import Pipeline
-from gantk.precision import Precision
+from gantk.train.precision import Precision
 
 DIGITS = {"stack": "backbone=dcgan + loss=ns + data=digits", "seed": 0,
           "backbone": {"width": 4, "latent_dim": 16}, "data": {"resolution": 16},

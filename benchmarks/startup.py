@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 HEAVY = ("cleanfid", "torchvision", "torch._dynamo", "sklearn", "matplotlib", "scipy")
-CODE = ("import sys, gantk.plugins as p; p.get_plugin_manager().registry; "
+CODE = ("import sys, gantk.stack.plugins as p; p.get_plugin_manager().registry; "
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
 
 

@@ -10,10 +10,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from gantk.hookspecs import hookimpl
-from gantk.errors import IncompatibleStackError
-from gantk.interfaces import BuildContext, Loss, Regularizer, StepContext
-from gantk.precision import float32_under_fp16
+from gantk import (BuildContext, IncompatibleStackError, Loss, Regularizer, StepContext,
+                   float32_under_fp16, hookimpl)
 
 # ----------------------------------------------------------------------------- pure functions
 

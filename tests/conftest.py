@@ -36,9 +36,9 @@ def digits_spec() -> dict:
 @pytest.fixture
 def cli(capsys):
     """Run the gantk CLI in-process: returns (exit code, stdout, stderr)."""
-    from gantk.cli import main
+    from gantk.cli.app import main
 
-    import gantk.plugins
+    import gantk.stack.plugins
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = main([str(a) for a in argv])
@@ -46,7 +46,7 @@ def cli(capsys):
         return code, out.out, out.err
 
     yield run
-    gantk.plugins._default = None  # -p/--strict replaced the process-wide manager: start afresh
+    gantk.stack.plugins._default = None  # -p/--strict replaced the process-wide manager: start afresh
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def add_entry_point(monkeypatch):
     as if a package declaring it were installed (for this test only; not strict)."""
     import importlib.metadata as md
 
-    import gantk.plugins
+    import gantk.stack.plugins
 
     real = md.entry_points
 
@@ -65,7 +65,7 @@ def add_entry_point(monkeypatch):
                 return real(**kwargs)
             return [*real(**kwargs), md.EntryPoint(name=name, value=module, group="gantk")]
 
-        monkeypatch.setattr(gantk.plugins.md, "entry_points", fake)
+        monkeypatch.setattr(gantk.stack.plugins.md, "entry_points", fake)
         monkeypatch.delenv("GANTK_STRICT", raising=False)  # CI runs strict; these tests are not
 
     return add

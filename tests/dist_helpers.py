@@ -34,7 +34,7 @@ def _entry(rank: int, fn, world: int, port: int, args: tuple) -> None:
     try:
         fn(rank, world, port, *args)
     finally:
-        from gantk import distributed
+        from gantk.train import distributed
 
         distributed.shutdown()
 
@@ -58,7 +58,7 @@ def train_and_save(rank: int, world: int, port: int, spec: dict, out: str, dump:
 def nan_on_one_rank(rank: int, world: int, port: int, spec: dict, out: str, dump: str) -> None:
     """Rank 1's D loss turns NaN at step 3; every rank must stop with a TrainingError there."""
     from gantk import Pipeline
-    from gantk.errors import TrainingError
+    from gantk.base.errors import TrainingError
 
     pipe = Pipeline.from_spec(spec, device="cpu")
     d_loss = pipe.loss.d_loss

@@ -56,13 +56,12 @@ def test_each_term_trains_only_its_networks():
     pipe = Pipeline.from_spec(_spec())
     aae = next(c for c in pipe.components if isinstance(c, AdversarialAutoencoder))
     real, real_y = next(iter(pipe.stream))
-    trainer = pipe.trainer
-    ctx = trainer._ctx("d", 1, real, real_y, stream=0)
+    ctx = pipe.step_context("d", real=real, real_y=real_y, step=1)
     assert _grads(pipe, aae.d_terms(ctx)["code_d"]) == {"D_z"}  # E(x) without grad
-    terms = aae.g_terms(trainer._ctx("g", 1, real, real_y, stream=1))
+    terms = aae.g_terms(pipe.step_context("g", real=real, real_y=real_y, step=1))
     assert set(terms) == {"reconstruction", "code_g"}
     assert _grads(pipe, terms["code_g"]) == {"E"}  # D_z held fixed, Dec not involved
-    terms = aae.g_terms(trainer._ctx("g", 1, real, real_y, stream=1))
+    terms = aae.g_terms(pipe.step_context("g", real=real, real_y=real_y, step=1))
     assert _grads(pipe, terms["reconstruction"]) == {"E", "Dec"}
     assert all(p.requires_grad for p in aae.code_discriminator.parameters())  # restored
 

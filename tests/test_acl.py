@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from gantk import IncompatibleStackError, Pipeline
-from gantk.interfaces import LatentTransform
-from gantk.trainer import apply_transforms
+from gantk.base.interfaces import LatentTransform
 from gantk_plugins.acl import (CodeGenerator, CodeLearning, code_discriminator_loss,
                                code_generator_loss, feature_matching_loss, interpolate,
                                interpolate_codes, interpolation_rows, mixture_centres)
@@ -46,16 +45,8 @@ def _zero(pipe):
 
 def _phase_ctx(pipe, phase):
     """A step context built exactly as the trainer builds it, transforms applied."""
-    trainer = pipe.trainer
     real, real_y = next(iter(pipe.stream))
-    ctx = trainer._ctx(phase, 1, real, real_y, stream=0 if phase == "d" else 1)
-    if phase == "d":
-        ctx._grad_fake = False
-        with torch.no_grad():
-            ctx.z_in = apply_transforms(trainer.transforms, ctx.z, ctx)
-    else:
-        ctx.z_in = apply_transforms(trainer.transforms, ctx.z, ctx)
-    return ctx
+    return pipe.step_context(phase, real=real, real_y=real_y, step=1)
 
 
 def _which(pipe, term):
@@ -271,8 +262,8 @@ def test_a_checkpoint_saved_before_an_option_existed_still_loads_and_resumes(tmp
     (here ``sample_codes``) compares equal at its default, while a real difference is refused."""
     import json
 
-    from gantk.checkpoint import Checkpoint, save_checkpoint
-    from gantk.errors import CheckpointError
+    from gantk.store.checkpoint import Checkpoint, save_checkpoint
+    from gantk.base.errors import CheckpointError
 
     pipe = Pipeline.from_spec(_spec("autoencoder"))
     pipe.train(steps=1, progress=False)

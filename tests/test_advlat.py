@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from gantk import IncompatibleStackError, Pipeline
-from gantk.interfaces import Backbone, Discriminator, StepContext
+from gantk.base.interfaces import Backbone, Discriminator, StepContext
 from gantk_plugins.advlat import (AdvLatDivParams, AdvLatQuaParams, AdvLatZParams, LatentSearch,
                                   ModeSeeking, MSGANParams, distance_ratio, hard_pair_search,
                                   ifgsm, mode_seeking_term, search_state)

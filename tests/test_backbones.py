@@ -12,7 +12,7 @@ import torch
 from pydantic import ValidationError
 
 from gantk import IncompatibleStackError, Pipeline, get_registry
-from gantk.interfaces import DataInfo, StepContext
+from gantk.base.interfaces import DataInfo, StepContext
 from gantk_plugins.backbones import autoencoder, dcgan, mlp, resnet, stylegan2, stylegan2_reg
 from gantk_plugins.backbones.layers import TPReLU
 from gantk_plugins.backbones.stylegan2_layers import (EqualConv2d, EqualLinear, ModulatedConv2d,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-import gantk.cli as cli_mod
+import gantk.cli.app as cli_mod
 
-# what the installed console script runs (pyproject: gantk = "gantk.entry:main")
-GANTK = [sys.executable, "-c", "import sys; from gantk.entry import main; sys.exit(main())"]
+# what the installed console script runs (pyproject: gantk = "gantk.cli.entry:main")
+GANTK = [sys.executable, "-c", "import sys; from gantk.cli.entry import main; sys.exit(main())"]
 
 
 def test_an_unexpected_error_is_one_short_paragraph(monkeypatch, cli, tmp_path):
@@ -87,12 +87,12 @@ def test_ctrl_c_during_start_up_prints_no_traceback(ring_spec, tmp_path):
 def test_ctrl_c_while_importing_the_cli_prints_no_traceback(monkeypatch, capsys):
     import builtins
 
-    from gantk import entry
+    from gantk.cli import entry
 
     real_import = builtins.__import__
 
     def interrupted_import(name, *args, **kwargs):
-        if name == "cli":  # `from .cli import main` inside gantk.entry
+        if name == "app":  # `from .app import main` inside gantk.cli.entry
             raise KeyboardInterrupt
         return real_import(name, *args, **kwargs)
 

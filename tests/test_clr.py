@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from gantk import IncompatibleStackError, Pipeline
-from gantk.interfaces import StepContext
+from gantk.base.interfaces import StepContext
 from gantk_plugins.clr import (CLR, CLRParams, distance, latent_consistency_loss,
                                reconstruction_loss, reconstruction_pass)
 
@@ -30,15 +30,10 @@ def _clr(pipe) -> CLR:
 
 
 def _ctx(pipe, phase: str, n: int = 8) -> StepContext:
-    """A context built the way the trainer builds it for ``phase``."""
+    """The context the trainer builds for ``phase`` (the public ``Pipeline.step_context``)."""
     x, y = pipe.real_data()
-    bb = pipe.backbone
-    z = bb.sample_latent(n, device="cpu")
-    ctx = StepContext(phase=phase, backbone=bb, loss=pipe.loss, step=1, z=z, real=x[:n],
-                      real_y=y[:n] if bb.num_classes else None, y=y[:n] if bb.num_classes else None)
-    ctx.z_in = z
-    ctx._grad_fake = phase != "d"
-    return ctx
+    return pipe.step_context(phase, real=x[:n], real_y=y[:n] if pipe.backbone.num_classes else None,
+                             step=1)
 
 
 # ------------------------------------------------------------------------- equations, known tensors

@@ -13,8 +13,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from gantk import CheckpointError, GantkError, Pipeline
-from gantk.checkpoint import Checkpoint
-from gantk.runs import list_checkpoints
+from gantk.store.checkpoint import Checkpoint
+from gantk.store.rundirs import list_checkpoints
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def _rewrite(path: Path, *, meta: dict | None = None, tensors: dict | None = Non
     metadata.update(meta or {})
     data.update(tensors or {})
     if tensors:  # keep the checksum consistent: only the shape check may catch these
-        from gantk.checkpoint import tensor_digest
+        from gantk.store.checkpoint import tensor_digest
         metadata["sha256"] = tensor_digest(data)
     save_file(data, str(path), metadata={k: v for k, v in metadata.items() if v is not None})
 
@@ -151,7 +151,7 @@ def test_full_disk_is_one_paragraph_and_keeps_the_earlier_checkpoints(run, stack
                                                                        monkeypatch):
     import errno
 
-    import gantk.safeio as safeio
+    import gantk.base.safeio as safeio
 
     before = {f: f.read_bytes() for _, f in list_checkpoints(run)}
 
@@ -199,7 +199,7 @@ def test_a_stored_spec_cannot_turn_on_downloads(run):
         Pipeline.load(newest)
     spec["data"] = {"name": "cifar10", "root": "/", "download": True}
     _rewrite(newest, meta={"spec": json.dumps(spec)})
-    from gantk.pipeline import Pipeline as P
+    from gantk.facade.pipeline import Pipeline as P
 
     seen = {}
 
@@ -207,7 +207,7 @@ def test_a_stored_spec_cannot_turn_on_downloads(run):
         seen["data"] = spec.data.options
         raise RuntimeError("stop here")
 
-    import gantk.build as build
+    import gantk.stack.build as build
     orig = build.resolve
     build.resolve = fake_resolve
     try:
@@ -219,7 +219,7 @@ def test_a_stored_spec_cannot_turn_on_downloads(run):
 
 
 def test_a_row_appended_after_a_torn_row_stands_on_its_own_line(tmp_path):
-    from gantk.safeio import append_jsonl, read_jsonl
+    from gantk.base.safeio import append_jsonl, read_jsonl
 
     log = tmp_path / "eval.jsonl"
     log.write_text('{"step": 1}\n{"step": 2, "fi')

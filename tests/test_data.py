@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from gantk import DataError, Pipeline
-from gantk.data import (BatchStream, DigitsParams, FolderParams, GridParams, RingParams,
+from gantk.datasets.sources import (BatchStream, DigitsParams, FolderParams, GridParams, RingParams,
                         TorchvisionParams, grid_modes, load_digits, load_folder, load_grid,
                         load_ring, load_torchvision, ring_modes)
 

@@ -20,9 +20,9 @@ import torch
 
 import dist_helpers as dh
 from gantk import Pipeline, get_registry
-from gantk.distributed import share_sizes, share_slice
-from gantk.errors import IncompatibleStackError
-from gantk.registry import STACKABLE
+from gantk.train.distributed import share_sizes, share_slice
+from gantk.base.errors import IncompatibleStackError
+from gantk.stack.registry import STACKABLE
 from tiny import tiny_spec
 
 

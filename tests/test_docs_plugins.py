@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import gantk
-import gantk.plugins as plugins_mod
-from gantk.plugins import PluginManager
-from gantk.registry import KEYWORDS
+import gantk.stack.plugins as plugins_mod
+from gantk.stack.plugins import PluginManager
+from gantk.stack.registry import KEYWORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "docs" / "plugins.md").read_text()

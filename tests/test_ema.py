@@ -9,11 +9,12 @@ import pytest
 import tomli_w
 import torch
 
-from gantk import Pipeline, SpecError, build, hookimpl, parse_spec, temporary_plugin
-from gantk.ema import EmaDefault, beta, describe
-from gantk.plugins import get_plugin_manager
-from gantk.runs import list_checkpoints
-from gantk.spec import TrainSpec
+from gantk import Pipeline, SpecError, hookimpl, parse_spec, temporary_plugin
+from gantk.stack import build
+from gantk.train.ema import EmaDefault, beta, describe
+from gantk.stack.plugins import get_plugin_manager
+from gantk.store.rundirs import list_checkpoints
+from gantk.stack.spec import TrainSpec
 from tiny import tiny_spec
 
 ROSINALITY_ACCUM = 0.5 ** (32 / (10 * 1000))  # stylegan2-pytorch train.py
@@ -144,11 +145,11 @@ def test_a_third_party_backbone_declares_its_default():
 
 
 def test_a_malformed_ema_declaration_is_refused(monkeypatch):
-    import gantk.plugins
+    import gantk.stack.plugins
 
     # CI runs strict (a broken plugin raises); this test needs a manager that records it instead
     monkeypatch.delenv("GANTK_STRICT", raising=False)
-    monkeypatch.setattr(gantk.plugins, "_default", None)  # a fresh manager; the old one restored
+    monkeypatch.setattr(gantk.stack.plugins, "_default", None)  # a fresh manager; the old one restored
 
     class Bad:
         @hookimpl
@@ -158,7 +159,7 @@ def test_a_malformed_ema_declaration_is_refused(monkeypatch):
     with temporary_plugin(Bad(), name="test-bad-ema") as pm:
         registry = pm.registry
         assert "bad_avg" not in registry.entries and "stylegan2" in registry.entries
-        assert "ema must be a gantk.ema.EmaDefault" in registry.broken["test-bad-ema"]
+        assert "ema must be a gantk.EmaDefault" in registry.broken["test-bad-ema"]
     with pytest.raises(ValueError, match="exactly one"):
         EmaDefault(decay=0.9, halflife_kimg_per_batch=0.3)
 

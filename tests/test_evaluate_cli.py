@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gantk.errors import GantkError, SpecError
-from gantk.evaluate import (default_metrics, evaluate, metric_direction, resolve_metric_names)
-from gantk.interfaces import DataInfo
+from gantk.base.errors import GantkError, SpecError
+from gantk.metrics.evaluate import (default_metrics, evaluate, metric_direction, resolve_metric_names)
+from gantk.base.interfaces import DataInfo
 from gantk.metrics import MetricError
 from gantk.metrics import digits_classifier as dc
 from gantk.metrics import features as feats
@@ -248,7 +248,7 @@ def test_inception_is_used_only_from_a_named_verified_file(tmp_path, monkeypatch
 
 @pytest.fixture(scope="module")
 def ring_run(tmp_path_factory):
-    from gantk.pipeline import Pipeline
+    from gantk.facade.pipeline import Pipeline
 
     run = tmp_path_factory.mktemp("run") / "ring"
     pipe = Pipeline.from_spec({
@@ -261,8 +261,8 @@ def ring_run(tmp_path_factory):
 
 
 def test_eval_command_matches_pipe_evaluate_and_is_recorded(ring_run, capsys):
-    from gantk.cli import main
-    from gantk.pipeline import Pipeline
+    from gantk.cli.app import main
+    from gantk.facade.pipeline import Pipeline
 
     assert [r["step"] for r in map(json.loads, (ring_run / "eval.jsonl").read_text().splitlines())
             ] == [5, 10]  # eval_every during training
@@ -286,7 +286,7 @@ def test_eval_command_matches_pipe_evaluate_and_is_recorded(ring_run, capsys):
 
 
 def test_eval_without_n_uses_the_data_default(ring_run, capsys):
-    from gantk.cli import main
+    from gantk.cli.app import main
 
     assert main(["eval", str(ring_run), "--metrics", "modes", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -296,7 +296,7 @@ def test_eval_without_n_uses_the_data_default(ring_run, capsys):
 
 
 def test_eval_and_plot_errors_and_plots(ring_run, tmp_path, capsys):
-    from gantk.cli import main
+    from gantk.cli.app import main
 
     assert main(["eval", str(ring_run), "--metrics", "fdi", "--n", "50"]) == 2
     assert "did you mean 'fid'" in capsys.readouterr().err.replace("\n", " ")
@@ -315,8 +315,8 @@ def test_eval_and_plot_errors_and_plots(ring_run, tmp_path, capsys):
 
 
 def test_plot_draws_lines_for_series_and_a_table_for_single_evaluations(ring_run, tmp_path, capsys):
-    from gantk.cli import main
-    from gantk.cli_eval import score_series
+    from gantk.cli.app import main
+    from gantk.cli.eval_cmd import score_series
 
     rows = [{"step": 5, "fid": 3.0, "feature_space": "digits", "source": "eval_every"},
             {"step": 10, "fid": 2.0, "feature_space": "digits", "source": "eval_every"},

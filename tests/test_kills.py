@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import gantk.safeio as safeio
+import gantk.base.safeio as safeio
 from gantk import Pipeline, TrainingError, hookimpl, temporary_plugin
-from gantk.checkpoint import Checkpoint
-from gantk.runs import list_checkpoints
-from gantk.signals import Interrupted, deferred_stop
+from gantk.store.checkpoint import Checkpoint
+from gantk.store.rundirs import list_checkpoints
+from gantk.train.signals import Interrupted, deferred_stop
 
 WALL_CLOCK = {"time", "it_per_s"}  # the only fields that may differ between two runs
 
@@ -239,11 +239,11 @@ def _toml(spec: dict, tmp_path: Path) -> Path:
 def test_a_second_process_training_into_the_same_run_directory_is_refused(tmp_path, ring_spec):
     # two sweeps sharing an --out once trained the same runs at the same time, interleaving their
     # checkpoints and logs; the run directory's lock refuses the second one with the first's pid
-    from gantk.errors import TrainingError
+    from gantk.base.errors import TrainingError
 
     run = tmp_path / "run"
     holder = subprocess.Popen(  # a first process holding the run directory, as while training
-        [sys.executable, "-c", "import sys, time; from gantk.runlock import run_lock\n"
+        [sys.executable, "-c", "import sys, time; from gantk.store.runlock import run_lock\n"
          f"with run_lock({str(run)!r}):\n    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:

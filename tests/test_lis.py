@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gantk import IncompatibleStackError, Pipeline, get_registry
-from gantk.interfaces import StepContext
+from gantk.base.interfaces import StepContext
 from gantk_plugins.lis import equations as eq
 from gantk_plugins.lis.glis import LISModule, LISParams, LISSimilarity, LISTransform, module_images
 from tiny import TINY_BACKBONES, assert_draws_follow, tiny_spec

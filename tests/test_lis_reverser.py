@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gantk import IncompatibleStackError, Pipeline
-from gantk.interfaces import StepContext
+from gantk.base.interfaces import StepContext
 from gantk_plugins.lis import equations as eq
 from gantk_plugins.lis import reverser as rv
 from tiny import TINY_BACKBONES, assert_draws_follow, tiny_spec
@@ -137,7 +137,7 @@ def test_separate_fits_with_g_frozen_and_samples_g_r_g(tmp_path, monkeypatch):
     pipe.train(steps=2, out=tmp_path / "run", progress=False)
     before = {k: v.clone() for k, v in pipe.backbone.state_dict().items()}
     opts = {"name": "reverser", "steps": 100, "batch_size": 64, "progress": False, "dropout": 0.0}
-    [comp] = pipe._extra_components([opts])
+    [comp] = pipe.extra_components([opts])
     first, last = comp.losses[:10], comp.losses[-10:]
     assert sum(last) / 10 < 0.9 * sum(first) / 10  # MSE(R(G(z)), z) goes down
     for k, v in pipe.backbone.state_dict().items():
@@ -149,8 +149,8 @@ def test_separate_fits_with_g_frozen_and_samples_g_r_g(tmp_path, monkeypatch):
     x = pipe.sample(6, with_=[opts])
     torch.manual_seed(5)
     z = pipe.backbone.sample_latent(6)
-    G = pipe.ema if pipe.ema is not None else pipe.backbone.generator
-    with torch.no_grad(), pipe._eval_mode():
+    G = pipe.sampling_generator
+    with torch.no_grad(), pipe.eval_mode():
         expected = G(comp.R(G(z)))
     # float noise of two conv stacks in a row (seen up to ~3e-4); a wrong pipeline differs by O(0.1)
     torch.testing.assert_close(x, expected, atol=2e-3, rtol=0)

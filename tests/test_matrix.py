@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from gantk import IncompatibleStackError, Pipeline, get_registry
-from gantk.registry import STACKABLE
+from gantk.stack.registry import STACKABLE
 from tiny import TEST_DEVICE, tiny_spec
 
 pytestmark = pytest.mark.matrix

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from gantk import Pipeline
-from gantk.evaluate import default_sample_count
+from gantk.metrics.evaluate import default_sample_count
 from gantk.metrics import mnist_classifier as mc
 from gantk.metrics.features import select_feature_net
 from gantk.metrics.modes import classifier_mode_metrics
-from gantk.mnist5k import (Mnist5kParams, StackedMnist5kParams, load_mnist5k,
+from gantk.datasets.mnist5k import (Mnist5kParams, StackedMnist5kParams, load_mnist5k,
                            load_stacked_mnist5k, mnist5k_arrays, stack_indices,
                            stacked_mnist5k_info)
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from gantk import Pipeline, temporary_plugin
-from gantk.hookspecs import hookimpl
-from gantk.interfaces import Regularizer
+from gantk.stack.hookspecs import hookimpl
+from gantk.base.interfaces import Regularizer
 
 # methods that leave G's and D's architecture alone, on a backbone they build on
 SAME_ARCHITECTURE = [

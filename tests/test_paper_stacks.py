@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gantk import build
-from gantk.errors import SpecError
-from gantk.pipeline import Pipeline
-from gantk.plugins import get_plugin_manager
-from gantk.spec import parse_spec
+from gantk.stack import build
+from gantk.base.errors import SpecError
+from gantk.facade.pipeline import Pipeline
+from gantk.stack.plugins import get_plugin_manager
+from gantk.stack.spec import parse_spec
 
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "stacks" / "paper"
 STACKS = sorted(PAPER.glob("*.toml"))

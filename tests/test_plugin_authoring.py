@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from gantk import PluginError
-from gantk.plugins import PluginManager
+from gantk.stack.plugins import PluginManager
 
 PLUGIN = '''
 from pydantic import BaseModel, ConfigDict
@@ -92,8 +92,8 @@ def test_checkpoint_records_provenance_and_a_missing_plugin_names_its_package(cl
 
     import torch
 
-    from gantk.checkpoint import Checkpoint
-    from gantk.runs import open_checkpoint
+    from gantk.store.checkpoint import Checkpoint
+    from gantk.store.rundirs import open_checkpoint
 
     stack = tmp_path / "s.toml"
     stack.write_text('stack = "backbone=mlp + data=ring + feature_matching"\n[backbone]\n'
@@ -117,7 +117,7 @@ def test_checkpoint_records_provenance_and_a_missing_plugin_names_its_package(cl
 
 
 def test_install_hint_for_checkpoints_with_and_without_provenance():
-    from gantk.provenance import install_hint
+    from gantk.store.provenance import install_hint
 
     spec = {"backbone": {"name": "mlp"}, "loss": {"name": "ns"}, "data": {"name": "ring"},
             "methods": [{"name": "consistency", "weight": 1.0}]}

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from gantk import Pipeline, PluginError, temporary_plugin
-from gantk.hookspecs import hookimpl
-from gantk.plugins import PluginManager
+from gantk.stack.hookspecs import hookimpl
+from gantk.stack.plugins import PluginManager
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_list_plugins_into_a_pipe_is_one_line_per_component(cli):
 
 
 def test_registry_toml_metadata_is_merged():
-    from gantk.plugins import get_registry
+    from gantk.stack.plugins import get_registry
 
     gp = get_registry().entries["gp"]
     assert gp.title == "WGAN-GP gradient penalty" and "Gulrajani" in gp.paper
@@ -152,8 +152,8 @@ def test_example_plugin_equation_on_known_tensors():
 def test_docs_name_every_hook_and_command():
     from pathlib import Path
 
-    from gantk import hookspecs
-    from gantk.cli import build_parser
+    from gantk.stack import hookspecs
+    from gantk.cli.app import build_parser
 
     root = Path(__file__).resolve().parents[1]
     plugins_doc = (root / "docs" / "plugins.md").read_text()
@@ -214,7 +214,7 @@ def test_loading_plugins_imports_no_heavy_optional_library():
     import sys
 
     heavy = ("cleanfid", "torchvision", "torch._dynamo", "sklearn", "matplotlib", "scipy")
-    code = ("import sys, gantk.plugins as p; p.get_plugin_manager().registry; "
+    code = ("import sys, gantk.stack.plugins as p; p.get_plugin_manager().registry; "
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

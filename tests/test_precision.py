@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gantk import Pipeline
-from gantk.precision import Precision, float32_under_fp16
+from gantk.train.precision import Precision, float32_under_fp16
 from gantk_plugins.advlat.search import ifgsm
 from gantk_plugins.backbones.stylegan2_reg import path_lengths
 from gantk_plugins.losses import gradient_penalty, r1_penalty
@@ -148,7 +148,7 @@ def test_channels_last_trains_to_the_same_losses(digits_spec):
 
 @pytest.mark.slow
 def test_compile_trains_and_refuses_double_backward_clearly(digits_spec):
-    from gantk.errors import SpecError
+    from gantk.base.errors import SpecError
 
     _, logs, _, _ = _train(digits_spec, "fp32", steps=2)
     pipe, logs_c, _, _ = _train(digits_spec, "fp32", steps=2, compile=True)
@@ -167,7 +167,7 @@ def test_compile_refuses_double_backward_penalties_before_building(extra, named,
     # refused from the registry's declaration, before any compilation or training step: how
     # PyTorch itself fails differs by device (CPU: "double backward"; CUDA under torch 2.11: an
     # in-place modification error in the first backward)
-    from gantk.errors import SpecError
+    from gantk.base.errors import SpecError
 
     spec = copy.deepcopy(digits_spec)
     spec["stack"] += extra

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from gantk import Pipeline, SpecError
-from gantk.evaluate import evaluate
+from gantk.metrics.evaluate import evaluate
 from gantk.metrics import features
-from gantk.refstats import cache_dir
+from gantk.metrics.refstats import cache_dir
 from tiny import tiny_spec
 
 
@@ -84,7 +84,7 @@ def test_ref_test_is_refused_for_data_without_a_split(pipe):
 
 
 def test_ref_test_scores_against_the_other_split(monkeypatch):
-    from gantk.evaluate import reference_data
+    from gantk.metrics.evaluate import reference_data
 
     class Params:  # a data part whose options have a split, as torchvision sets do
         model_fields = {"split": None}

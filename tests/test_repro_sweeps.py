@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gantk import Pipeline
-from gantk.sweeps import Sweep
+from gantk.sweeping.sweeps import Sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((ROOT / "examples" / "sweeps").glob("*.toml"))
@@ -74,7 +74,7 @@ def test_advlat_z_in_the_stack_leaves_training_unchanged(ring_spec):
 
 
 def _cell_pipeline(sw, cell):
-    from gantk.spec import parse_spec
+    from gantk.stack.spec import parse_spec
 
     return Pipeline(parse_spec(sw.base, dict(sw.cells())[cell] + ["seed=0"]), device="cpu")
 
@@ -108,7 +108,7 @@ def test_acl_ae_sweep_cells_share_the_autoencoder_and_differ_in_sampling_only():
     assert "backbone=autoencoder" in sw.spec.stack["stack"] and "acl" in sw.spec.stack["stack"]
     # the AAE cell is the same autoencoder, optimiser and steps with aae instead of acl (no acl
     # options carried over), its code discriminator as wide as ACL's
-    from gantk.spec import parse_spec
+    from gantk.stack.spec import parse_spec
 
     aae, acl = (parse_spec(sw.base, cells[c]) for c in ("sampling=aae", "sampling=acl-ae"))
     assert [m.name for m in aae.methods] == ["aae"] and aae.methods[0].options["code_hidden"] == \
@@ -127,7 +127,7 @@ def test_sweep_scatter_refuses_a_directory_without_summary(tmp_path):
 def test_sweep_scatter_draws_one_panel_per_cell(tmp_path, ring_spec):
     """Three panels: a trained run, one with advlat_z in its stack, and a train_as run (no nets
     of its own: the plain run's, sampled with its job's transforms)."""
-    from gantk.sweeps import JOB_FILE, RESULT_FILE
+    from gantk.sweeping.sweeps import JOB_FILE, RESULT_FILE
 
     cells = ["sampling=plain", "sampling=stack_z", "sampling=advlat_z"]
     for cell, stack in zip(cells[:2], [ring_spec["stack"], ring_spec["stack"] + " + advlat_z"]):

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from gantk import Pipeline, SpecError
-from gantk.cli import main
-from gantk.sampling import parse_seeds, path, slerp, truncate_prior
+from gantk.cli.app import main
+from gantk.sample.sampling import parse_seeds, path, slerp, truncate_prior
 from tiny import tiny_spec
 
 
@@ -75,7 +75,7 @@ def test_stylegan2_truncation_zero_is_the_average_image_of_the_ema_generator(sty
     torch.manual_seed(0)
     x0 = pipe.sample(6, truncation=0.0)
     # every sample is the image of the EMA generator's w_avg
-    with torch.no_grad(), pipe._eval_mode():
+    with torch.no_grad(), pipe.eval_mode():
         ws = pipe.ema.w_avg.expand(1, -1)
         avg = pipe.backbone.from_w(pipe.ema, ws)
     for img in x0:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from gantk import IncompatibleStackError, Pipeline, SpecError, parse_spec, temporary_plugin
-from gantk.build import resolve
-from gantk.hookspecs import hookimpl
-from gantk.interfaces import Regularizer
-from gantk.plugins import get_registry
-from gantk.spec import parse_shorthand
+from gantk.stack.build import resolve
+from gantk.stack.hookspecs import hookimpl
+from gantk.base.interfaces import Regularizer
+from gantk.stack.plugins import get_registry
+from gantk.stack.spec import parse_shorthand
 
 
 def test_shorthand_tokens_keep_trailing_plus_of_aliases():

@@ -1,4 +1,4 @@
-"""gantk.stats: paired comparisons over seeds, Holm families, MDE, trends. Monte-Carlo tests use
+"""gantk.sweeping.stats: paired comparisons over seeds, Holm families, MDE, trends. Monte-Carlo tests use
 fixed numpy Generators (deterministic) and bounds of 3 Monte-Carlo standard errors."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
-from gantk.stats import Comparison, analyze, compare, holm, last_k_mean, paired, trend
+from gantk.sweeping.stats import Comparison, analyze, compare, holm, last_k_mean, paired, trend
 
 ALPHA = 0.05
 SIMS = 2000

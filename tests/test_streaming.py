@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from gantk import Pipeline
-from gantk.distributed import share_slice
-from gantk.errors import SpecError
-from gantk.streaming import LoaderStream
+from gantk.train.distributed import share_slice
+from gantk.base.errors import SpecError
+from gantk.datasets.streaming import LoaderStream
 
 
 def _images(n: int = 20) -> torch.Tensor:

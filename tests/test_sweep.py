@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gantk.sweep_report import write_markdown
-from gantk.sweep_summary import curves, final_scores, mean_std, summarize
-from gantk.sweep_verdicts import run_curves, trends, verdicts
-from gantk.sweeps import ERROR_FILE, RESULT_FILE, Sweep, SweepError
+from gantk.sweeping.report import write_markdown
+from gantk.sweeping.summary import curves, final_scores, mean_std, summarize
+from gantk.sweeping.verdicts import run_curves, trends, verdicts
+from gantk.sweeping.sweeps import ERROR_FILE, RESULT_FILE, Sweep, SweepError
 
 RING = {
     "stack": "backbone=mlp + loss=ns + data=ring",
@@ -397,8 +397,8 @@ def test_a_run_stopped_by_a_signal_is_not_a_failure_and_holds_its_train_as_runs(
 
 def test_worker_stopped_during_the_evaluation_exits_130_without_an_error(tmp_path, monkeypatch):
     from gantk import Pipeline
-    from gantk.sweep_worker import main as worker
-    from gantk.sweeps import write_job
+    from gantk.sweeping.worker import main as worker
+    from gantk.sweeping.sweeps import write_job
 
     sw = Sweep.from_dict(sweep_dict(axes={}, seeds=[0]))
     run = sw.runs(tmp_path)[0]
@@ -423,10 +423,10 @@ def test_a_second_sweep_into_the_same_out_is_refused_before_it_touches_a_run(tmp
     import subprocess
     import sys
 
-    from gantk.sweeps import SWEEP_LOCK
+    from gantk.sweeping.sweeps import SWEEP_LOCK
 
     holder = subprocess.Popen(  # a first `gantk sweep` holding OUT
-        [sys.executable, "-c", "import time; from gantk.runlock import run_lock\n"
+        [sys.executable, "-c", "import time; from gantk.store.runlock import run_lock\n"
          f"with run_lock({str(tmp_path)!r}, name={SWEEP_LOCK!r}):\n"
          "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     sw = Sweep.from_dict(sweep_dict(axes={}))
@@ -463,8 +463,8 @@ def test_changed_settings_do_not_reuse_finished_runs(tmp_path):
 def test_worker_resumes_an_interrupted_run(tmp_path):
     """A run stopped at step 3 of 6 (its checkpoint on disk) continues from there."""
     from gantk import Pipeline
-    from gantk.sweep_worker import main as worker
-    from gantk.sweeps import write_job
+    from gantk.sweeping.worker import main as worker
+    from gantk.sweeping.sweeps import write_job
 
     sw = Sweep.from_dict(sweep_dict(axes={}, seeds=[0]))
     run = sw.runs(tmp_path)[0]
@@ -480,8 +480,8 @@ def test_worker_resumes_an_interrupted_run(tmp_path):
 
 
 def test_worker_reports_a_failing_run(tmp_path):
-    from gantk.sweep_worker import main as worker
-    from gantk.sweeps import write_job
+    from gantk.sweeping.worker import main as worker
+    from gantk.sweeping.sweeps import write_job
 
     sw = Sweep.from_dict(sweep_dict(axes={}, seeds=[0], set=["train.steps=2"]))
     run = sw.runs(tmp_path)[0]
@@ -532,7 +532,7 @@ class InProcessLauncher:
         self.events: list[tuple[str, str, int]] = []
 
     def start(self, run):
-        from gantk.sweep_worker import main as worker
+        from gantk.sweeping.worker import main as worker
 
         self.events.append(("start", run.cell, run.seed))
         return [run, worker([str(run.dir)]), False]
@@ -567,7 +567,7 @@ def test_a_train_as_cell_evaluates_the_networks_of_its_source_run(tmp_path):
     plain, z = (tmp_path / "method=plain" / "seed_0"), (tmp_path / "method=z" / "seed_0")
     assert (plain / "checkpoints").is_dir() and not (z / "checkpoints").exists()
     assert not (z / "metrics.jsonl").exists()  # no training step in the shared cell
-    from gantk.errors import CheckpointError
+    from gantk.base.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="train_as") as err:  # `gantk eval` on it
         Pipeline.load(z)
@@ -590,8 +590,8 @@ def test_a_train_as_cell_evaluates_the_networks_of_its_source_run(tmp_path):
 
 
 def test_a_train_as_run_whose_source_failed_or_points_outside_reports_it(tmp_path):
-    from gantk.sweep_worker import main as worker
-    from gantk.sweeps import write_job
+    from gantk.sweeping.worker import main as worker
+    from gantk.sweeping.sweeps import write_job
 
     sw = Sweep.from_dict(sweep_dict(axes=SHARED_AXES, seeds=[0]))
     z = next(r for r in sw.runs(tmp_path) if r.cell == "method=z")

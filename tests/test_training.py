@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import gantk.checkpoint as ckpt_mod
+import gantk.store.checkpoint as ckpt_mod
 from gantk import CheckpointError, Pipeline, TrainingError, temporary_plugin
-from gantk.hookspecs import hookimpl
-from gantk.interfaces import Regularizer
-from gantk.runs import list_checkpoints
-from gantk.safeio import RunDirError
+from gantk.stack.hookspecs import hookimpl
+from gantk.base.interfaces import Regularizer
+from gantk.store.rundirs import list_checkpoints
+from gantk.base.safeio import RunDirError
 
 
 def _losses(run: Path) -> list[tuple[int, float, float]]:
@@ -171,7 +171,7 @@ def test_losses_go_down_on_ring(ring_spec):
 
 
 def test_best_checkpoint_only_improves_across_a_resume(tmp_path, ring_spec):
-    from gantk.checkpoint import read_extra
+    from gantk.store.checkpoint import read_extra
 
     spec = {**ring_spec, "train": {**ring_spec["train"], "eval_every": 5, "eval_n": 200,
                                    "eval_metrics": ["prdc"], "best_metric": "coverage"}}

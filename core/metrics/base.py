@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import GantkError
+from ..base.errors import GantkError
 
 INPUTS = ("embedding", "probs", "digit_probs", "raw")
 

@@ -105,7 +105,7 @@ def find_inception_weights(explicit: str | os.PathLike | None = None, *,
 def verify_inception(path: Path, sha256: str | None = None) -> None:
     """Refuse a weights file someone else could have put or changed, or whose digest is wrong."""
 
-    from ..safeio import regular_file, sha256_file
+    from ..base.safeio import regular_file, sha256_file
 
     st = regular_file(path, what="Inception weights file").stat()
     if hasattr(os, "getuid") and st.st_uid != os.getuid():

@@ -70,7 +70,7 @@ class MnistNet(nn.Module):
 def load_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 images as float32 in [-1, 1], (5000, 1, 28, 28), and their labels."""
 
-    from ..mnist5k import mnist5k_arrays
+    from ..datasets.mnist5k import mnist5k_arrays
 
     images, labels = mnist5k_arrays()
     return images.astype(np.float32) / 127.5 - 1.0, labels

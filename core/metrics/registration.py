@@ -7,7 +7,7 @@ metric the same way: ``register.metric(name, factory, params=Model, summary=...,
 
 from __future__ import annotations
 
-from ..hookspecs import hookimpl
+from ..stack.hookspecs import hookimpl
 from .fid import FID, KID, FIDParams, InceptionScore, ISParams, KIDParams
 from .confidence import Confidence, ConfidenceParams
 from .jsd import JSD, JSDParams

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.viz import save_grid
+from gantk.sample.viz import save_grid
 from gantk_plugins.acl import CodeGenerator, interpolation_rows
 
 IMG = Path(__file__).resolve().parents[2] / "docs" / "methods" / "img"

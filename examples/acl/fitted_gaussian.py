@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.sweep_summary import mean_std
+from gantk.sweeping.summary import mean_std
 from gantk_plugins.acl import CodeGenerator
 
 KEYS = ("fid", "precision", "recall", "density", "coverage", "confident_share")

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.viz import save_grid
+from gantk.sample.viz import save_grid
 from gantk_plugins.advlat import distance_ratio, hard_pair_search, pair_start, search_state
 
 IMG = Path(__file__).resolve().parents[2] / "docs" / "methods" / "img"

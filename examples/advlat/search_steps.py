@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 
 from gantk import Pipeline
-from gantk.sweep_report import effect, p_text, verdict_text
-from gantk.sweep_summary import curves, mean_std
-from gantk.sweep_verdicts import run_curves, trend_meaning, trends, verdicts
-from gantk.sweeps import in_training_evals
-from gantk.viz import save_grid
+from gantk.sweeping.report import effect, p_text, verdict_text
+from gantk.sweeping.summary import curves, mean_std
+from gantk.sweeping.verdicts import run_curves, trend_meaning, trends, verdicts
+from gantk.sweeping.sweeps import in_training_evals
+from gantk.sample.viz import save_grid
 
 STACK = Path(__file__).resolve().parents[1] / "stacks" / "mnist5k.toml"
 METRICS = ["fid", "prdc", "confidence"]

@@ -105,7 +105,7 @@ def run(args: tuple[float, float, int, int]) -> dict:
     out["feature_space"] = str(result.get("feature_space", "?"))
     out["probe"] = probe(pipe, seed)
     if seed == 0:
-        from gantk.viz import save_grid
+        from gantk.sample.viz import save_grid
 
         torch.manual_seed(123)
         save_grid(pipe.sample(64), IMG / f"clr_samples_{lam1:g}_{lam2:g}.png", nrow=8)

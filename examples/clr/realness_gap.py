@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gantk.safeio import read_jsonl
-from gantk.sweep_summary import mean_std
+from gantk.base.safeio import read_jsonl
+from gantk.sweeping.summary import mean_std
 
 
 def run_gap(run: Path, start_fraction: float) -> float | None:

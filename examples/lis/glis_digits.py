@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from gantk import Pipeline
 from gantk.metrics.features import DigitsFeatures
-from gantk.viz import save_grid
+from gantk.sample.viz import save_grid
 from gantk_plugins.lis import module_images, only_modules
 from gantk_plugins.lis.equations import similarity_loss
 from gantk_plugins.lis.glis import find_lis

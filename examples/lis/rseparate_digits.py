@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from gantk import Pipeline
-from gantk.viz import save_grid
+from gantk.sample.viz import save_grid
 
 IMG = Path(__file__).resolve().parents[2] / "docs" / "methods" / "img"
 
@@ -57,14 +57,14 @@ def main() -> None:
     pipe.train(out=run, progress=False)
     rev = {"name": "reverser", "steps": args.r_steps, "dropout": args.dropout, "progress": False}
     t0 = time.perf_counter()
-    [comp] = pipe._extra_components([rev])  # fits R (G frozen) and caches it in RUN_DIR/reverser
+    [comp] = pipe.extra_components([rev])  # fits R (G frozen) and caches it in RUN_DIR/reverser
     fit_s = time.perf_counter() - t0
 
     # the same latents before and after; D's score on both (D never saw G(R(G(z))))
     torch.manual_seed(11)
     z = pipe.backbone.sample_latent(args.n)
     G, D = pipe.backbone.generator, pipe.backbone.discriminator
-    with torch.no_grad(), pipe._eval_mode():
+    with torch.no_grad(), pipe.eval_mode():
         before = torch.cat([G(c) for c in z.split(500)])
         after = torch.cat([G(comp.R(x)) for x in before.split(500)])
         d_before = torch.cat([D(x) for x in before.split(500)])

@@ -10,7 +10,7 @@ ACL-GAN (Eq. 4-6, Algorithm 1; ACL-GAN-GP with ``loss=wgan + gp``), with ``infer
 
 from __future__ import annotations
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 from .components import (ACLParams, CodeGenerator, CodeLearning, build, check, interpolate,
                          interpolation_rows)

@@ -24,8 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from gantk.interfaces import (Backbone, BuildContext, LatentTransform, Regularizer, StepContext,
-                              frozen)
+from gantk import Backbone, BuildContext, LatentTransform, Regularizer, StepContext, frozen
 
 from .equations import (code_discriminator_loss, code_generator_loss, feature_matching_loss,
                         interpolate_codes, mixture_centres, mixture_sample)
@@ -185,7 +184,7 @@ class CodeLearning(Regularizer):
         backbone = pipeline.backbone
         if backbone.num_classes and y is None:
             raise ValueError("a class-conditional backbone needs labels y for the interpolation")
-        G = pipeline.ema if pipeline.ema is not None else backbone.generator
+        G = pipeline.sampling_generator
         nets = [backbone, self]
         modes = [n.training for n in nets]
         for n in nets:

@@ -13,7 +13,7 @@ Choices the paper leaves open are options; docs/methods/advlat.md gives each def
 
 from __future__ import annotations
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 from .components import (AdvLatDivParams, AdvLatQuaParams, AdvLatZParams, LatentSearch,
                          ModeSeeking, MSGANParams)

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from gantk.interfaces import LatentTransform, Regularizer, StepContext
+from gantk import LatentTransform, Regularizer, StepContext
 
 from .search import hard_pair_search, ifgsm, mode_seeking_term, pair_start, search_state
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from gantk.precision import float32_under_fp16
+from gantk import float32_under_fp16
 
 # ----------------------------------------------------------------------------- I-FGSM (Eq. 5-6)
 

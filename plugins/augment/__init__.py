@@ -3,7 +3,7 @@ everything D sees, plus optional x-flip of the data). See docs/methods/diffaugme
 
 from __future__ import annotations
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 from .diffaugment import (DiffAugment, DiffAugmentParams, build, color, cutout, diff_augment,
                           translation, xflip)

@@ -23,7 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from gantk.interfaces import BuildContext, DInputTransform, StepContext
+from gantk import BuildContext, DInputTransform, StepContext
 
 Policy = Literal["color", "translation", "cutout"]
 

@@ -6,7 +6,7 @@ with a generator that exposes its per-layer w (``needs = ["w_latents"]``).
 
 from __future__ import annotations
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 from . import autoencoder, dcgan, mlp, resnet, stylegan2, stylegan2_reg
 

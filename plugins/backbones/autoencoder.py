@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
-from gantk.interfaces import Backbone, DataInfo
+from gantk import Backbone, DataInfo
 
 from .layers import Width
 

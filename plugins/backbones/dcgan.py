@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 import torch
 from torch import Tensor, nn
 
-from gantk.interfaces import Backbone, DataInfo, Discriminator
+from gantk import Backbone, DataInfo, Discriminator
 
 from .layers import (ConditionalBatchNorm2d, ProjectionHead, TPReLU, conditional_classes,
                      normalised, require_labels, square_resolution)

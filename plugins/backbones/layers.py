@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
-from gantk.interfaces import DataInfo
+from gantk import DataInfo
 
 #: a hidden-layer width in a spec: positive and small enough to allocate
 Width = Annotated[int, Field(ge=1, le=16_384)]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import torch
 from torch import Tensor, nn
 
-from gantk.interfaces import Backbone, DataInfo, Discriminator
+from gantk import Backbone, DataInfo, Discriminator
 
 from .layers import Width, conditional_classes, require_labels
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gantk.interfaces import Backbone, DataInfo, Discriminator
+from gantk import Backbone, DataInfo, Discriminator
 
 from .layers import (ConditionalBatchNorm2d, ProjectionHead, conditional_classes, normalised,
                      require_labels, square_resolution)

@@ -14,7 +14,7 @@ paper (optionally with the lazy-regularisation rescaling, ``optimizer_overrides`
 multiplier (``g_param_groups``). The path-length regulariser is ``path_length`` in
 stylegan2_reg.py; lazy R1 is the ``r1`` regulariser with ``every = 16``; the trainer keeps the EMA
 of G, by default the original's (``EMA``: NVlabs' half-life of ``batch * 10 / 32`` kimg with the
-0.05 ramp-up, ``gantk.ema``) unless the stack sets ``train.ema_*``.
+0.05 ramp-up, ``gantk.train.ema``) unless the stack sets ``train.ema_*``.
 
 Class-conditional nets embed the label into the mapping network's input (concatenated to z, both
 normalised, as in StyleGAN2-ADA) and add a projection ``<embed(y), h> / sqrt(dim)`` in D's epilogue.
@@ -29,8 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import torch
 from torch import Tensor, nn
 
-from gantk.ema import EmaDefault
-from gantk.interfaces import Backbone, DataInfo, Discriminator
+from gantk import Backbone, DataInfo, Discriminator, EmaDefault
 
 from .layers import conditional_classes, require_labels
 from .stylegan2_layers import (ConvLayer, DResBlock, EqualLinear, PixelNorm, StyledConv, ToRGB,

@@ -15,9 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import torch
 from torch import Tensor
 
-from gantk.errors import IncompatibleStackError
-from gantk.interfaces import BuildContext, Regularizer, StepContext
-from gantk.precision import float32_under_fp16
+from gantk import BuildContext, IncompatibleStackError, Regularizer, StepContext, float32_under_fp16
 
 
 def path_lengths(img: Tensor, ws: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ generates images. ACL-AE does the reverse (it learns a map from the prior onto t
 
 from __future__ import annotations
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 from .aae import AAEParams, AdversarialAutoencoder, build, check
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from gantk.interfaces import BuildContext, Regularizer, StepContext, frozen
+from gantk import BuildContext, Regularizer, StepContext, frozen
 
 
 class AAEParams(BaseModel):

@@ -7,7 +7,7 @@ See docs/methods/clr.md for every choice the paper leaves open.
 
 from __future__ import annotations
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 from .component import CLR, CLRParams, build, check, reconstruction_pass
 from .objectives import distance, latent_consistency_loss, reconstruction_loss

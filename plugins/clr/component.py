@@ -23,7 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from gantk.interfaces import BuildContext, Regularizer, StepContext
+from gantk import BuildContext, Regularizer, StepContext
 
 from .objectives import latent_consistency_loss, reconstruction_loss
 

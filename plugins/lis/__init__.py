@@ -6,7 +6,7 @@ See docs/methods/lis.md for the choices the paper leaves open and the experiment
 
 from __future__ import annotations
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 from . import glis, reverser
 from .glis import LISParams, LISSimilarity, LISTransform, module_images, only_modules

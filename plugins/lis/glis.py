@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from gantk.interfaces import LatentTransform, Regularizer, StepContext
+from gantk import LatentTransform, Regularizer, StepContext
 from gantk_plugins.backbones.layers import TPReLU
 
 from .equations import draw_executed_modules, similarity_loss, similarity_weights
@@ -178,7 +178,7 @@ def module_images(pipe, n: int = 8, *, z: Tensor | None = None, y: Tensor | None
     z = bb.sample_latent(n, device=pipe.device) if z is None else z.to(pipe.device)
     if bb.num_classes and y is None:
         y = torch.randint(bb.num_classes, (len(z),), device=pipe.device)
-    G = pipe.ema if pipe.ema is not None else bb.generator
-    with pipe._eval_mode():
+    G = pipe.sampling_generator
+    with pipe.eval_mode():
         cols = [G(zi, y).cpu() for zi in lis.chain(z)]
     return torch.stack(cols, dim=1)

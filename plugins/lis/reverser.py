@@ -26,8 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from gantk.distributed import is_main
-from gantk.interfaces import LatentTransform, Regularizer, StepContext
+from gantk import LatentTransform, Regularizer, StepContext, is_main
 
 from .equations import draw_trained_iteration, scale_grad, similarity_loss
 
@@ -152,11 +151,11 @@ class ReverserSeparate(LatentTransform):
         elif path is not None and path.exists():
             self.R.load_state_dict(load_file(str(path), device=str(pipe.device)))
         else:
-            G = pipe.ema if pipe.ema is not None else pipe.backbone.generator
+            G = pipe.sampling_generator
             seed = pipe.spec.seed * 1_000_003 + pipe.step
             devices = [pipe.device] if pipe.device.type == "cuda" else []
             # own RNG stream: fitting neither depends on nor disturbs the sampling stream
-            with torch.random.fork_rng(devices=devices), pipe._eval_mode():
+            with torch.random.fork_rng(devices=devices), pipe.eval_mode():
                 torch.manual_seed(seed)
                 self.losses = fit_separate(
                     self.R, G, pipe.backbone, steps=self.params.steps,
@@ -188,7 +187,7 @@ class ReverserSeparate(LatentTransform):
         # outside training (a loaded run, a with_ component) R must match the current G; during a
         # training run a stack member keeps the R of the last train() end (or none yet)
         if pipe is not None and int(self.fitted_step) != pipe.step and (
-                self not in pipe.components or pipe._trainer is None):
+                self not in pipe.components or not pipe.trainer_built):
             self.ensure_fitted(pipe)
         if int(self.fitted_step) < 0:
             return z  # a stack member sampled mid-training, before R exists: plain G samples

@@ -1,6 +1,6 @@
 """What every first-party logger shares: the event hooks, and when a logger is on.
 
-A logger is a pluggy plugin *object* whose methods are the event hooks of ``gantk.hookspecs``
+A logger is a pluggy plugin *object* whose methods are the event hooks of ``gantk.stack.hookspecs``
 (``gantk_on_step_end``, ``gantk_on_sample``, ``gantk_on_evaluate``, ``gantk_on_train_end``): the
 trainer never calls a logger, it fires events and whatever plugin is listening answers. A subclass
 only says how to open its backend and write scalars, images and the resolved spec. The hooks act
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gantk.hookspecs import hookimpl
+from gantk import hookimpl
 
 
 def flat_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -63,7 +63,7 @@ class HookLogger:
 
     # ------------------------------------------------------------------ plumbing
     def wanted(self, pipeline: Any) -> bool:
-        from gantk.distributed import is_main
+        from gantk import is_main
 
         return (self.name in pipeline.spec.train.loggers
                 and getattr(pipeline, "run_dir", None) is not None

@@ -23,7 +23,7 @@ class TensorBoardLogger(HookLogger):
     def open(self, pipeline: Any, log_dir: Path) -> Any:
         from torch.utils.tensorboard import SummaryWriter
 
-        from gantk.runs import spec_to_toml
+        from gantk import spec_to_toml
 
         writer = SummaryWriter(log_dir=str(log_dir))
         text = spec_to_toml(pipeline.spec.to_dict())

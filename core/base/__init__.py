@@ -1,0 +1,2 @@
+"""The ground floor: the four interfaces, the error types, and safe file I/O. Imports nothing else
+of gantk."""

@@ -1,0 +1,156 @@
+"""``gantk sweep SWEEP.toml --out DIR [--jobs N]``: run a grid of stacks x options x seeds and
+write DIR/summary.{md,json,csv,png} (see docs/sweeps.md).
+
+``--check`` validates every cell and prints the plan without running anything; ``--summary``
+rewrites the summary files from what DIR holds (after a partial run) without starting runs;
+``--only`` runs a subset of the cells; ``--set train.steps=N`` above the runs' steps extends them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# a file or pipe gets the whole table (rich would fold it to 80 columns)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+err_console = Console(stderr=True)
+
+
+def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser("sweep", parents=[common],
+                              help="run stacks x options x seeds; summary as mean +- std",
+                              description="Run every cell of a sweep file as a run directory under "
+                                          "DIR (finished runs are skipped, interrupted ones "
+                                          "resumed) and write DIR/summary.md, .json, .csv, .png.")
+    p.add_argument("sweep", help="SWEEP.toml")
+    p.add_argument("--out", required=True, help="sweep directory")
+    p.add_argument("--jobs", type=int, help="runs at once (default: the file's jobs, else 1); "
+                                            "each run gets CPU cores / jobs torch threads")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an override for every cell, after the file's own (repeatable), e.g. "
+                        "--set train.steps=100; part of the runs' stacks: a larger "
+                        "train.steps extends finished runs, any other change needs a new --out")
+    p.add_argument("--seeds", metavar="SEEDS",
+                   help="the seeds to run and summarise instead of the file's, e.g. 0-9 or "
+                        "0,1,5-7: runs of seeds already finished are kept, so a sweep grows by "
+                        "seeds without retraining (fix the seeds before looking at results, "
+                        "docs/sweeps.md)")
+    p.add_argument("--only", action="append", metavar="CELL",
+                   help="run only the cells that match (repeatable): a cell name, axis=value "
+                        "pairs such as method=vanilla, or a bare value; a train_as cell brings "
+                        "the runs it evaluates; the summary still covers every cell")
+    p.add_argument("--check", action="store_true", help="validate and list the runs; run nothing")
+    p.add_argument("--summary", action="store_true",
+                   help="only rewrite the summary files from DIR")
+    p.add_argument("--step", type=int, metavar="N",
+                   help="with --summary: compare the runs at training step N, from the "
+                        "train.eval_every evaluations in their eval.jsonl (written as "
+                        "summary_stepN.*; unfinished runs count once past N)")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ..base.errors import SpecError
+    from ..sweeping.sweeps import Sweep
+
+    if args.jobs is not None and args.jobs < 1:
+        raise SpecError(f"--jobs {args.jobs}", where="--jobs", fix="use 1 or more.")
+    from .common import plugin_manager
+
+    manager = plugin_manager(args)
+    sw = Sweep.from_file(args.sweep)
+    sw.spec.set.extend(args.set or [])
+    if args.seeds is not None:
+        from ..sample.sampling import parse_seeds
+
+        sw.spec.seeds = parse_seeds(args.seeds, where="--seeds")
+    runs = sw.runs(args.out)
+    chosen = sw.select(runs, args.only)
+    if args.only and (args.summary or args.step is not None):
+        raise SpecError("--only selects the runs to run; the summary always covers every cell",
+                        where="--only", fix="leave out --only with --summary.")
+    if args.check:
+        sw.validate(manager=manager)
+        finished = sum(r.finished for r in runs)
+        console.print(f"[green]ok[/]: {len(sw.cells())} cell(s) x {len(sw.spec.seeds)} seed(s) = "
+                      f"{len(runs)} run(s), {finished} already finished; baseline {sw.baseline!r}")
+        if args.only:
+            console.print(f"--only: {len(chosen)} of these run(s) would run: "
+                          f"{', '.join(sorted({r.cell for r in chosen}))}", markup=False)
+        for cell in sw.plan():
+            text = (cell.describe() if cell.trained_in
+                    else ' '.join(cell.overrides) or '(base stack)')
+            console.print(f"  {cell.name}: {text}", markup=False)
+        from ..sweeping.sweeps import check_same_settings
+
+        for r, was, new in check_same_settings(chosen, sw.base, sw.spec.eval):
+            console.print(f"extends {r.dir}: train.steps {was} -> {new}", markup=False)
+        return 0
+    if args.step is not None and not args.summary:
+        raise SpecError("--step only applies to --summary", where="--step",
+                        fix="add --summary (the runs are compared from their eval.jsonl).")
+    if args.summary:
+        summary = sw.summarize(args.out, manager=manager, step=args.step)
+    else:
+        summary = sw.run(args.out, jobs=args.jobs, manager=manager, only=args.only,
+                         on_event=lambda text: err_console.print(text, markup=False,
+                                                                 highlight=False))
+    print_summary(summary)
+    for note in summary.notes:
+        err_console.print(f"warning: {note}", markup=False, highlight=False)
+    failed = [(c.cell, s, e) for c in summary.cells for s, e in c.failed.items()]
+    for cell, seed, err in failed:
+        err_console.print(f"failed: {cell} seed {seed}: {err}", markup=False, highlight=False)
+    if summary.stopped:
+        err_console.print(f"stopped (not failed; the same command resumes them): "
+                          f"{', '.join(summary.stopped)}", markup=False, highlight=False)
+    stem = "summary" if args.step is None else f"summary_step{args.step}"  # --step needs --summary
+    console.print(f"wrote {args.out}/{stem}.md, .json, .csv, .png"
+                  + (f", {stem}_curves.png" if summary.curves else ""), markup=False)
+    return 1 if failed or summary.stopped else 0
+
+
+def print_summary(summary: Any) -> None:
+    """The verdicts (primary keys first), the means, the baseline's convergence: tables that fit
+    80 columns (summary.md and .csv hold every number)."""
+    from ..sweeping.report import effect, legend, mean_sd, p_text, verdict_text
+
+    primary = summary.protocol.get("primary") or []
+    shown = [k for k in primary if k in summary.keys] or summary.keys[:2]
+    table = Table(title=f"{summary.name}: mean ± std over seeds", title_justify="left")
+    table.add_column("cell", overflow="fold", max_width=28)
+    table.add_column("n", justify="right")
+    for k in shown:
+        table.add_column(k + (" (primary)" if k in primary else ""), overflow="fold")
+    for c in summary.cells:
+        ns = sorted({st["n"] for st in c.stats.values()}) or [0]
+        table.add_row(c.cell + (" (baseline)" if c.cell == summary.baseline else ""),
+                      "/".join(map(str, ns)), *(mean_sd(c.stats.get(k)) for k in shown))
+    console.print(table)
+    rows = [v for v in summary.verdicts if v["primary"]] or summary.verdicts
+    rest = [v for v in summary.verdicts if v not in rows]
+    for title, group in (("verdicts", rows), ("secondary verdicts", rest)):
+        if not group:
+            continue
+        vt = Table(title=f"{title} against {summary.baseline}", title_justify="left")
+        vt.add_column("cell", overflow="fold", max_width=24)
+        vt.add_column("key", overflow="fold", max_width=16)
+        vt.add_column("Δ [95% CI]", overflow="fold")
+        vt.add_column("p Holm", justify="right")
+        vt.add_column("verdict", overflow="fold")
+        for v in group:
+            vt.add_row(v["cell"], v["metric"], effect(v), p_text(v["p_adj"]),
+                       verdict_text(v, short=True) + f" {v['k_better']}/{v['n']}")
+        console.print(vt)
+    for line in legend(summary):
+        console.print(line, markup=False, highlight=False)
+    for k, v in summary.spaces.items():
+        console.print(f"{k}: {v}", markup=False)
+    from ..sweeping.report import convergence_lines
+
+    for line in convergence_lines(summary):
+        console.print(f"baseline convergence, {line}", markup=False, highlight=False)

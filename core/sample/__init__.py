@@ -1,0 +1,1 @@
+"""Sampling (truncation, seeds, interpolation) and pictures (grids, scatter plots, figures)."""

@@ -1,0 +1,170 @@
+"""Run directories on disk: finding and opening their checkpoints, their stored stack.
+
+::
+
+    RUN_DIR/spec.toml, spec.json        the resolved stack, every default filled in
+    RUN_DIR/metrics.jsonl               {"step": ..., "loss/d": ..., "loss/g": ..., ...} per log step:
+                                        means over the steps since the previous row
+    RUN_DIR/samples/step_00000500.png   sample grids (scatter plots for 2-D data)
+    RUN_DIR/checkpoints/step_00000500.safetensors   the last ``keep_checkpoints`` of them
+    RUN_DIR/checkpoints/best.safetensors            with ``train.best_metric``
+    RUN_DIR/eval.jsonl                  evaluations (``eval_every`` and ``gantk eval``)
+
+Training into a directory that already holds checkpoints resumes from the newest intact one
+(the writing side, with the resume rules, is :mod:`gantk.facade.writer`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import CheckpointError, GantkError
+from ..base.safeio import is_dir, is_regular, read_text, trim
+from .checkpoint import Checkpoint
+from .jobfiles import read_job, train_run_dir
+
+__all__ = ["list_checkpoints", "open_checkpoint", "same_stack", "spec_diff", "spec_to_toml",
+           "step_of", "stored_stack"]
+
+_CKPT = re.compile(r"step_(\d+)\.safetensors$")
+
+
+def list_checkpoints(run_dir: Path, odd: list[str] | None = None) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every regular ``step_*.safetensors`` file, oldest first (pipes,
+    devices, folders and a ``checkpoints/`` symlink loop are passed over, never opened; their
+    names go to ``odd``)."""
+    folder = run_dir / "checkpoints"
+    found = []
+    try:
+        names = sorted(os.listdir(folder)) if is_dir(folder) else []
+    except OSError:
+        names = []
+    for name in names:
+        m = _CKPT.fullmatch(name)
+        if m and is_regular(folder / name):
+            found.append((int(m.group(1)), folder / name))
+        elif m and odd is not None:
+            odd.append(f"{name} (not a regular file)")
+    return sorted(found)
+
+
+def same_stack(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two stored specs describe the same networks (train.* settings may differ)."""
+    return all(a.get(k) == b.get(k) for k in ("backbone", "loss", "methods", "data"))
+
+
+def stored_stack(run_dir: Path, warn=None) -> dict[str, Any] | None:
+    """The run's spec.json if it is intact (it is rewritten from the checkpoint on every start,
+    so a damaged one only costs a warning)."""
+    f = run_dir / "spec.json"
+    if not f.exists() and not f.is_symlink():
+        return None
+    try:
+        d = json.loads(read_text(f, what="spec.json"))
+    except (GantkError, ValueError, RecursionError) as exc:
+        d, why = None, getattr(exc, "message", type(exc).__name__)
+    else:
+        why = "not a JSON object"
+    if not isinstance(d, dict):
+        if warn is not None:
+            warn(f"{f} is damaged ({why}); it is rewritten from the checkpoint")
+        return None
+    return d
+
+
+def _train_as_source(path: Path) -> Path | None:
+    """The run a sweep's ``train_as`` run directory evaluates (its job file's ``train_run``)."""
+    train_run = read_job(path).get("train_run")
+    try:
+        return train_run_dir(path, train_run) if isinstance(train_run, str) else None
+    except GantkError:
+        return None
+
+
+def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
+                    accept: Callable[[Checkpoint], None] | None = None) -> Checkpoint:
+    """A checkpoint: ``path`` itself, or the newest intact one in run directory ``path``.
+
+    In a run directory a checkpoint that is unreadable, damaged, of another stack than the run's
+    spec.json, or refused by ``accept`` (which raises CheckpointError) is skipped with a
+    warning, and the next older one is tried."""
+    if not is_dir(path):
+        if path.exists() or path.is_symlink():
+            ckpt = Checkpoint(path)
+            if accept is not None:
+                accept(ckpt)
+            return ckpt
+        raise CheckpointError("no such file or run directory", where=str(path),
+                              fix="give a run directory written by `gantk train` or a .safetensors file.")
+    errors: list[str] = []
+    found = list_checkpoints(path, errors)
+    if step is not None:
+        found = [(s, f) for s, f in found if s == step]
+        if not found:
+            raise CheckpointError(f"no checkpoint for step {step} (have "
+                                  f"{trim([s for s, _ in list_checkpoints(path)], 200)})",
+                                  where=str(path), fix="pick one of the steps listed.")
+    if not found:
+        source = _train_as_source(path)
+        raise CheckpointError("the run directory holds no checkpoint", where=str(path / "checkpoints"),
+                              fix=f"this run of a sweep's train_as cell trained nothing and holds "
+                                  f"only its evaluation: its networks are in {source} (sample them "
+                                  f"with the cell's transforms: `gantk eval {source} --with NAME`, "
+                                  f"or gantk.sweeps.load_run)." if source else
+                              "train first (`gantk train STACK.toml --out RUN_DIR`).")
+    reference = stored_stack(path, warn)
+    for _, f in reversed(found):  # newest intact one wins
+        try:
+            ckpt = Checkpoint(f)
+            if reference is not None and not same_stack(ckpt.spec, reference):
+                raise CheckpointError("it holds a different stack than the run's spec.json",
+                                      where=str(f))
+            if accept is not None:
+                accept(ckpt)
+            if errors and warn is not None:
+                warn(f"skipped damaged or foreign checkpoint(s): {trim('; '.join(errors), 600)}; "
+                     f"using {f.name}")
+            return ckpt
+        except CheckpointError as exc:
+            errors.append(f"{f.name} ({exc.message})")
+    raise CheckpointError("no checkpoint in the run directory is usable: "
+                          + trim("; ".join(errors), 600), where=str(path / "checkpoints"),
+                          fix="restore a checkpoint from a backup or start a new run directory.")
+
+
+def _strip_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_strip_none(v) for v in obj]
+    return obj
+
+
+def spec_to_toml(spec_dict: dict[str, Any]) -> str:
+    """A stored spec (``StackSpec.to_dict()``) as the TOML of ``RUN_DIR/spec.toml``: what a user
+    reads and can train again (unset options left out, as TOML has no null)."""
+    import tomli_w
+
+    return tomli_w.dumps(_strip_none(spec_dict))
+
+
+def step_of(row: dict[str, Any]) -> float:
+    step = row.get("step", 0)
+    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else math.inf
+
+
+def spec_diff(a: Any, b: Any, *, prefix: str = "", ignore: set[str] = frozenset()) -> list[str]:
+    if prefix in ignore:
+        return []
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += spec_diff(a.get(k), b.get(k), prefix=f"{prefix}.{k}" if prefix else k, ignore=ignore)
+        return out
+    return [] if a == b else [f"{prefix}: {a!r} then, {b!r} now"]

@@ -1,0 +1,200 @@
+"""Launchers: how a sweep's runs are started, and the loop that keeps them going.
+
+A launcher is an object with
+
+* ``slots`` - how many runs it keeps going at once;
+* ``start(run) -> handle`` - start ``gantk.sweeps.worker_command(run.dir)`` somewhere, without
+  waiting (the worker reads ``run.dir/sweep_job.json`` and writes ``sweep_result.json``, or
+  ``sweep_error.txt`` when it fails);
+* ``poll(handle) -> int | None`` - its exit status once it has ended, else None;
+* ``stop(handle)`` - end it (the sweep was interrupted; the run resumes next time).
+
+:class:`LocalLauncher` (the default, ``launcher = "local"``) runs them as child processes here. A
+plugin offers another (a cluster scheduler) by implementing the ``gantk_sweep_launcher`` hook
+(see :mod:`gantk.hookspecs`) and returning its launcher when asked for its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
+
+from ..base.errors import PluginError
+from ..base.safeio import atomic_write
+from ..store.jobfiles import ERROR_FILE, LOG_FILE, worker_command
+
+
+class LocalLauncher:
+    """Child processes on this machine, ``slots`` at a time; output to ``RUN_DIR/sweep.log``."""
+
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = max(1, int(slots))
+
+    def start(self, run: Any) -> subprocess.Popen:
+        log = open(run.dir / LOG_FILE, "a")  # noqa: SIM115 - owned by the child process
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        try:
+            return subprocess.Popen(worker_command(run.dir), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env)
+        finally:
+            log.close()
+
+    def poll(self, handle: subprocess.Popen) -> int | None:
+        return handle.poll()
+
+    def stop(self, handle: subprocess.Popen) -> None:
+        if handle.poll() is None:
+            handle.terminate()
+            try:
+                handle.wait(timeout=30)  # it saves a checkpoint at the next step, then exits
+            except subprocess.TimeoutExpired:
+                handle.kill()
+
+
+def find_launcher(name: str, jobs: int, manager: Any) -> Any:
+    """``local``, or the first launcher a plugin returns for ``name``."""
+
+    if name == "local":
+        return LocalLauncher(jobs)
+    found = manager.hook.gantk_sweep_launcher(name=name, jobs=jobs)
+    if found is None:
+        raise PluginError(f"no installed plugin provides the sweep launcher {name!r}",
+                          where="launcher", fix="use launcher = \"local\", or install the plugin "
+                                                "that implements gantk_sweep_launcher for it.")
+    return found
+
+
+#: exit statuses of a run process stopped by a signal rather than failed: the worker's own 130
+#: (it saved a checkpoint, or was evaluating), or death by SIGINT / SIGTERM before it could say
+STOPPED_CODES = frozenset({130, -signal.SIGINT, -signal.SIGTERM})
+
+
+def _failure(run: Any, code: int) -> str:
+    err = run.dir / ERROR_FILE
+    if err.is_file():
+        return err.read_text().strip()
+    log = run.dir / LOG_FILE
+    tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
+    text = f"the run process ended with status {code}" + (": " + " / ".join(tail) if tail else "")
+    atomic_write(err, text + "\n")
+    return text
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt here, even in a background process (where
+    SIGINT starts ignored), so a killed sweep stops its runs instead of orphaning them."""
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _next_ready(queue: list[Any], running: dict[int, tuple[Any, Any, float]]) -> Any:
+    """Take the first queued run that can start: a run that evaluates another run's networks
+    (``source``, a ``train_as`` cell) waits until that run is neither queued nor running."""
+
+    busy = {r.dir for r in queue} | {r.dir for r, _, _ in running.values()}
+    for i, run in enumerate(queue):
+        if getattr(run, "source", None) is None or run.source not in busy:
+            return queue.pop(i)
+    return None
+
+
+def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
+            poll_every: float = 0.5) -> dict[str, int]:
+    """Start every unfinished run, at most ``launcher.slots`` at once, until all have ended.
+
+    Reports progress through ``on_event`` (done / running / failed / ETA from the mean wall time
+    of the runs finished in this call). Returns the counts and, under ``"stopped"``, the runs
+    whose own process was stopped by a signal (SIGTERM or Ctrl-C to that process alone): those
+    are not failures, their checkpoints stay and the next call resumes them, and the runs that
+    evaluate their networks (``train_as``) wait for that call too. On KeyboardInterrupt the
+    running runs are stopped (their checkpoints stay; the next call resumes them) and it
+    re-raises."""
+
+    todo = [r for r in runs if not r.finished]
+    done_before = len(runs) - len(todo)
+    running: dict[int, tuple[Any, Any, float]] = {}
+    done, failed, durations = done_before, 0, []
+    stopped: list[Any] = []
+    total = len(runs)
+
+    def report(event: str) -> None:
+        left = total - done - failed - len(stopped)
+        eta = None
+        if durations:
+            eta = sum(durations) / len(durations) * max(0, left - len(running) / 2) / \
+                max(1, launcher.slots)
+        paused = f"{len(stopped)} stopped, " if stopped else ""
+        on_event(f"[{done}/{total} done, {len(running)} running, {failed} failed, {paused}"
+                 f"{eta_text(eta)}] {event}")
+
+    if done_before:
+        report(f"{done_before} run(s) already finished, skipped")
+    queue = list(todo)
+    with _interruptible():
+        try:
+            while queue or running:
+                while queue and len(running) < launcher.slots:
+                    run = _next_ready(queue, running)
+                    if run is None:  # only train_as runs whose training runs now are left
+                        break
+                    running[id(run)] = (run, launcher.start(run), time.monotonic())
+                    report(f"started {run.cell} seed {run.seed}")
+                time.sleep(poll_every)
+                for key, (run, handle, t0) in list(running.items()):
+                    code = launcher.poll(handle)
+                    if code is None:
+                        continue
+                    del running[key]
+                    if code == 0 and run.finished:
+                        done += 1
+                        durations.append(time.monotonic() - t0)
+                        report(f"finished {run.cell} seed {run.seed} "
+                               f"({time.monotonic() - t0:.0f} s)")
+                    elif code in STOPPED_CODES:
+                        stopped.append(run)
+                        held = [r for r in queue if getattr(r, "source", None) == run.dir]
+                        for r in held:
+                            queue.remove(r)
+                            stopped.append(r)
+                        report(f"stopped {run.cell} seed {run.seed} by a signal to its process "
+                               "(not a failure: its checkpoints stay, the same command resumes "
+                               "it" + (f"; {len(held)} run(s) evaluating its networks wait for "
+                                       "it" if held else "") + ")")
+                    else:
+                        failed += 1
+                        report(f"FAILED {run.cell} seed {run.seed}: {_failure(run, code)}")
+        except KeyboardInterrupt:
+            for run, handle, _ in running.values():
+                launcher.stop(handle)
+            report("interrupted: running runs stopped; run the same command to resume")
+            raise
+    return {"done": done, "failed": failed, "total": total, "stopped": stopped}
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA ?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"ETA {h}h{m:02d}m" if h else f"ETA {m}m{s:02d}s"
+

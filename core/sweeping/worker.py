@@ -1,0 +1,102 @@
+"""One sweep run in its own process: ``python -m gantk.sweep_worker RUN_DIR`` (this module's old
+name, which :func:`gantk.store.jobfiles.worker_command` keeps so ``pgrep -f sweep_worker`` finds it).
+
+Reads ``RUN_DIR/sweep_job.json`` (written by :func:`gantk.sweeping.jobs.write_job`), trains the stack into
+RUN_DIR (resuming from its checkpoints), evaluates it with the sweep's metrics, appends the result
+to ``eval.jsonl`` and writes ``sweep_result.json`` last (atomically), which marks the run finished.
+A job with ``train_run`` (a cell declared ``train_as`` another) trains nothing: it loads that run's
+final checkpoint (``OUT/CELL/seed_S``, a sibling of RUN_DIR's cell) and evaluates it with the job's
+sampling transforms. A failure writes ``sweep_error.txt`` (one paragraph) and exits with status 2.
+SIGTERM (the sweep stopping, or a user pausing this one run) saves a checkpoint at the next step
+boundary and exits with status 130, so the next call resumes from there; during the evaluation it
+stops at once, also with 130 (the next call evaluates again). Every file is written through
+:mod:`gantk.base.safeio` (atomic and fsynced: the "finished" mark survives a power cut).
+
+Its imports are absolute: run as ``-m gantk.sweep_worker`` the code executes as ``__main__`` of
+the package ``gantk``, where relative imports would resolve from the wrong folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is not threading.main_thread():
+        return _run(Path(argv[0]))
+
+    def stop(signum: int, frame: object) -> None:  # outside training: stop now
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, stop)  # training defers it to a step boundary
+    try:
+        return _run(Path(argv[0]))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run(run_dir: Path) -> int:
+    from gantk.base.safeio import atomic_write
+    from gantk.store.jobfiles import ERROR_FILE, JOB_FILE, RESULT_FILE
+
+    job = json.loads((run_dir / JOB_FILE).read_text())
+    threads = int(job.get("threads") or 1)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        from gantk.base.errors import GantkError
+        from gantk.facade.pipeline import Pipeline
+        from gantk.metrics.evaluate import record_eval
+        from gantk.train.signals import Interrupted
+
+        try:
+            train_run = job.get("train_run")
+            if train_run:
+                from gantk.sweeping.jobs import load_train_run
+
+                pipe = load_train_run(run_dir, train_run)
+            else:
+                pipe = Pipeline.from_spec(job["base"], job["overrides"])
+                pipe.train(out=run_dir, progress=False)
+            ev = job["eval"]
+            result = pipe.evaluate(ev["metrics"] or None, n=ev["n"], with_=ev["with"] or None,
+                                   options=ev["options"] or None, feature_net=ev["feature_net"],
+                                   seed=ev["seed"])
+            record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
+                        source="sweep", **{"with": pipe.sample_transforms(ev["with"] or None)})
+            result = {**result, "step": pipe.step, "cell": job["cell"], "seed": job["seed"]}
+            if train_run:
+                result["train_run"] = train_run
+            atomic_write(run_dir / RESULT_FILE, json.dumps(result, indent=2, allow_nan=True))
+            print(f"finished: {result}")
+            return 0
+        except Interrupted as exc:  # stopped by the sweep (SIGTERM): a checkpoint was saved
+            print(f"stopped: {exc.paragraph()}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:  # a signal outside training (loading, evaluating)
+            print("stopped by a signal before the run's result was written; the same sweep "
+                  "command resumes it (training from its last checkpoint, then the evaluation)",
+                  file=sys.stderr)
+            return 130
+        except GantkError as exc:
+            atomic_write(run_dir / ERROR_FILE, f"{type(exc).__name__}: {exc.paragraph()}\n")
+            print(f"error: {exc.paragraph()}", file=sys.stderr)
+            return 2
+    except Exception as exc:  # a crash in a plugin: report it, keep the sweep going
+        atomic_write(run_dir / ERROR_FILE, f"{type(exc).__name__}: {exc} (traceback in "
+                                           f"{run_dir / 'sweep.log'})\n")
+        traceback.print_exc()
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
