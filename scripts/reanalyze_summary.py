@@ -20,8 +20,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gantk.sweep_report import effect, p_text, verdict_text
-from gantk.sweep_verdicts import run_curves, trend_meaning, trends, verdicts
+from gantk.sweeping.report import effect, p_text, verdict_text
+from gantk.sweeping.verdicts import run_curves, trend_meaning, trends, verdicts
 
 TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank",
               "permutation": "sign-flip permutation"}

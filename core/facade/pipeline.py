@@ -132,12 +132,16 @@ class Pipeline(Sampling):
 
     def step_context(self, phase: str = "g", *, real: Tensor | None = None,
                      real_y: Tensor | None = None, step: int | None = None,
-                     stream: int = 0) -> StepContext:
+                     stream: int | None = None) -> StepContext:
         """A step context exactly as the trainer builds it for ``phase`` (``d``, ``g``, ``aux``)
         at ``step`` (default: the next one): that step's paired latents, the stack's latent
         transforms applied as the step applies them. What a plugin's test or a tool hands to
         ``d_terms``/``g_terms`` to see the terms a step would compute
-        (:meth:`gantk.train.trainer.Trainer.context`)."""
+        (:meth:`gantk.train.trainer.Trainer.context`). ``stream`` defaults to the phase's own in
+        the step: the first D update's, the G update's, the first aux update's."""
+        if stream is None:
+            n_critic = self.spec.train.n_critic
+            stream = {"d": 0, "g": n_critic}.get(phase, n_critic + 1)
         return self.trainer.context(phase, self.step + 1 if step is None else step, real,
                                     real_y, stream=stream)
 

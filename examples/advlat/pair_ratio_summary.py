@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from gantk.sweep_verdicts import verdicts
+from gantk.sweeping.verdicts import verdicts
 
 
 def main() -> None:
