@@ -169,11 +169,11 @@ def _public_names() -> dict[str, set[str]]:
     return {m: set(importlib.import_module(m).__all__) for m in PUBLIC_MODULES}
 
 
-def _core_private_members() -> set[str]:
-    """Every ``_name`` gantk defines as a function, method, class attribute or instance attribute."""
+def _defined_names(trees) -> set[str]:
+    """Every ``_name`` the modules define as a function, method, class or (instance) attribute."""
     names = set()
-    for path in CORE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+    for tree in trees:
+        for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
@@ -186,17 +186,9 @@ def _core_private_members() -> set[str]:
 def plugin_surface_problems(root: Path) -> list[str]:
     """Imports of non-public gantk names and uses of gantk objects' private members in ``root``."""
     public = _public_names()
-    own = set()  # private names the plugins define themselves
     trees = {p: ast.parse(p.read_text()) for p in sorted(root.rglob("*.py"))}
-    for tree in trees.values():
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                own.add(node.name)
-            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-                own.add(node.attr)
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                own.add(node.id)
-    private = _core_private_members() - own
+    core = (ast.parse(p.read_text()) for p in CORE.rglob("*.py"))
+    private = _defined_names(core) - _defined_names(trees.values())  # not the plugins' own
     problems = []
     for path, tree in trees.items():
         where = path.relative_to(root)

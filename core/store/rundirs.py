@@ -1,17 +1,9 @@
-"""Run directories on disk: finding and opening their checkpoints, their stored stack.
+"""Run directories on disk, read: their checkpoints (``RUN_DIR/checkpoints/step_*.safetensors``,
+the newest intact one first), their stored stack (``spec.json``) and its TOML form.
 
-::
-
-    RUN_DIR/spec.toml, spec.json        the resolved stack, every default filled in
-    RUN_DIR/metrics.jsonl               {"step": ..., "loss/d": ..., "loss/g": ..., ...} per log step:
-                                        means over the steps since the previous row
-    RUN_DIR/samples/step_00000500.png   sample grids (scatter plots for 2-D data)
-    RUN_DIR/checkpoints/step_00000500.safetensors   the last ``keep_checkpoints`` of them
-    RUN_DIR/checkpoints/best.safetensors            with ``train.best_metric``
-    RUN_DIR/eval.jsonl                  evaluations (``eval_every`` and ``gantk eval``)
-
-Training into a directory that already holds checkpoints resumes from the newest intact one
-(the writing side, with the resume rules, is :mod:`gantk.facade.writer`).
+The layout of a run directory and the resume rules are with the writing side,
+:mod:`gantk.facade.writer`; training into a directory that already holds checkpoints resumes
+from the newest intact one.
 """
 
 from __future__ import annotations
