@@ -31,6 +31,7 @@ from ..base.safeio import append_jsonl
 from .base import FeatureSet, MetricError
 from .features import (DigitsFeatures, FeatureNet, classifier_family, digits_data,
                        find_inception_weights, missing_inception_fix, select_feature_net)
+from .heartbeat import Heartbeat
 from .scores import (NOT_SCORES, default_registry, directions, metric_direction,
                      resolve_metric_names, score_keys)
 
@@ -195,7 +196,8 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
     path to clean-fid's weights file, ``n_real`` caps the real subset (default ``n``), ``seed``
     makes the draw reproducible without touching the caller's RNG stream. ``ref`` picks the
     real split (``train``/``test``); the real set's features are cached (:mod:`gantk.refstats`)
-    unless ``cache`` is False; ``progress`` shows a bar on stderr."""
+    unless ``cache`` is False; ``progress`` shows a bar on stderr over the batches, then a line
+    every few seconds while a metric runs (on a terminal)."""
 
     registry = default_registry()
     info = pipeline.data_info
@@ -250,9 +252,11 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
                           where="sample_batches", fix="report this bug.")
 
     result: dict[str, float | str] = {}
-    for obj in objs:
-        for key, value in obj(real, fake, info).items():
-            result[key] = float(value)
+    with Heartbeat(progress) as beat:  # a line every few seconds on a terminal while scoring
+        for i, obj in enumerate(objs):
+            beat.stage(f"scoring {obj.name} ({i + 1}/{len(objs)})")
+            for key, value in obj(real, fake, info).items():
+                result[key] = float(value)
     if "embedding" in nets or "raw" in nets:
         result["feature_space"] = (nets.get("embedding") or nets["raw"]).space
     if "probs" in nets:

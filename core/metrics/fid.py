@@ -1,25 +1,27 @@
-"""FID, KID (clean-fid's kernel distance) and the Inception Score.
+"""FID, KID and the Inception Score.
 
 FID (Heusel et al. 2017) fits a Gaussian to each feature set and takes the Frechet distance
 between them, computed here by symmetric eigendecompositions and tested equal to clean-fid's value
 (clean-fid's own ``frechet_distance`` calls ``scipy.linalg.sqrtm(disp=False)``, which SciPy 1.18
 removed). KID (Binkowski et al. 2018) is the unbiased MMD^2 with the cubic polynomial kernel,
-averaged over random subsets, by ``cleanfid.fid.kernel_distance``; only the seeding of its subset
-draw is added (clean-fid draws from numpy's global RNG, which gantk saves and restores so a score is reproducible and the caller's stream is
-untouched). The Inception Score (Salimans et al. 2016) is ``exp E_x KL(p(y|x) || p(y))`` over
-splits; clean-fid does not provide it.
+averaged over random subsets: clean-fid's ``kernel_distance`` on the same subsets, computed with
+torch in :mod:`gantk.metrics.kid` (its ``kid`` is re-exported here). The Inception Score
+(Salimans et al. 2016) is ``exp E_x KL(p(y|x) || p(y))`` over splits; clean-fid does not provide it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import FeatureSet, Metric, MetricError, as_float64
+from .kid import kid
+
+__all__ = ["FID", "KID", "FIDParams", "ISParams", "InceptionScore", "KIDParams", "fid",
+           "frechet_distance", "gaussian_stats", "inception_score", "joint_probs", "kid",
+           "trace_sqrt_product"]
 
 # ---------------------------------------------------------------------------- pure functions
 
@@ -70,35 +72,6 @@ def fid(real_feats: Any, fake_feats: Any) -> float:
         raise MetricError("FID needs at least 2 samples per set", where="metric fid",
                           fix="evaluate with a larger --n.")
     return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
-
-
-@contextlib.contextmanager
-def _seeded_numpy(seed: int) -> Iterator[None]:
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
-def kid(real_feats: Any, fake_feats: Any, *, num_subsets: int = 100,
-        max_subset_size: int = 1000, seed: int = 0) -> float:
-    """Kernel Inception Distance (clean-fid's ``kernel_distance``), subsets drawn with ``seed``."""
-
-    # float32, as in clean-fid's own compute_kid (its feature extractor returns float32): the
-    # cubic kernel's elementwise power is ~5x faster than in float64, and the score agrees to
-    # ~1e-5 relative on 64-d digits features
-    real = as_float64(real_feats).astype(np.float32)
-    fake = as_float64(fake_feats).astype(np.float32)
-    if min(len(real), len(fake)) < 2:
-        raise MetricError("KID needs at least 2 samples per set", where="metric kid",
-                          fix="evaluate with a larger --n.")
-    from cleanfid import fid as cfid  # here, not at import: it pulls in torchvision (start-up)
-
-    with _seeded_numpy(seed):
-        return float(cfid.kernel_distance(real, fake, num_subsets=num_subsets,
-                                          max_subset_size=max_subset_size))
 
 
 def joint_probs(probs: np.ndarray) -> np.ndarray:
