@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
+
+# One torch thread for every test and the processes it starts: gantk's default follows the load
+# average (gantk.facade.threads), and runs compared bit for bit must use the same count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 RING = {
     "stack": "backbone=mlp + loss=ns + data=ring",

@@ -97,6 +97,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     res = _load_pipeline_spec(args)
     pipe = Pipeline(res.spec, manager=plugin_manager(args), device="cpu")  # build = full validation
+    _check_data_root(res)
     if args.json:
         print(json.dumps(res.spec.to_dict(), indent=2, sort_keys=True))
         return 0
@@ -107,6 +108,26 @@ def cmd_check(args: argparse.Namespace) -> int:
                   f"components: {[c.entry_name + ':' + type(c).__name__ for c in pipe.components]}")
     console.print(spec_to_toml(res.spec.to_dict()), highlight=False, markup=False)
     return 0
+
+
+def _check_data_root(res: Any) -> None:
+    """A data set read from files (a ``root`` option) whose folder is not there, unless it may
+    download into it: checked here, as building a stack never reads the data."""
+    from ..base.errors import DataError
+    from ..base.safeio import is_dir
+
+    params = res.data.params
+    root = getattr(params, "root", None)
+    if not isinstance(root, str) or getattr(params, "download", False):
+        return
+    path = Path(root).expanduser()
+    if not is_dir(path):
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataError(f"the data set {res.data.entry.name!r} reads its files from {str(path)!r}, "
+                        f"which {what}", where="data.root",
+                        fix="point data.root at the folder of your images (--set "
+                            "data.root=\"PATH\"); a relative path is taken from the current "
+                            "directory.")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -6,8 +6,11 @@ terms such as ``r1`` that appear every k steps still show as means), averages it
 processes every ``train.log_every`` steps and at the end, and calls the ``gantk_on_step_end``
 hook with those means (an empty dict between log rows) whether or not anything is written.
 
-With a run directory (a :class:`gantk.facade.writer.RunWriter`) the loop also writes the metric
-rows, shows a progress bar, and hands every step to :meth:`RunWriter.after_step` (pictures,
+The loop sets torch's CPU thread count first (:mod:`gantk.facade.threads`; the choice is one
+line on stderr). The progress bar shows on a terminal (stderr a tty) with or without a run
+directory; elsewhere (a notebook, CI, a pipe) only a run's plain line per logged step shows, and
+``progress=False`` silences both. With a run directory (a :class:`gantk.facade.writer.RunWriter`)
+the loop also writes the metric rows and hands every step to :meth:`RunWriter.after_step` (pictures,
 evaluations, checkpoints); SIGINT/SIGTERM then stop at the next step boundary with a checkpoint.
 In memory a Ctrl-C interrupts at once, as in any Python loop: there is nothing to save.
 """
@@ -23,6 +26,7 @@ import torch
 from ..train.distributed import is_main
 from ..train.signals import deferred_stop
 from .progress import TrainProgress
+from .threads import apply_threads
 
 
 
@@ -45,8 +49,11 @@ def train_steps(pipe: Any, target: int, *, writer: Any = None,
     pipe.backbone.train()
     floats: dict[str, float] = {}
     logs: dict[str, torch.Tensor] = {}
+    threads = apply_threads(train.threads, getattr(writer, "threads", None))
     bar = TrainProgress(start=pipe.step, total=target, log_every=train.log_every,
-                        enabled=progress and writer is not None and is_main())
+                        enabled=progress and is_main(), live_only=writer is None)
+    if pipe.device.type == "cpu" and target > pipe.step:
+        bar.note(threads.line())
     if writer is not None:
         writer.console = bar.console
     stopping = deferred_stop() if writer is not None else contextlib.nullcontext()

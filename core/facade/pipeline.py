@@ -265,7 +265,10 @@ class Pipeline(Sampling):
         With ``out`` (or a run directory this pipeline was loaded from) the run writes metrics,
         samples and checkpoints there; an existing run in ``out`` is resumed. ``fork_from`` (a
         run directory or checkpoint) starts ``out`` from that checkpoint with this stack's
-        train.* settings (docs/reliability.md)."""
+        train.* settings (docs/reliability.md). Training sets torch's CPU threads
+        (``train.threads``, else ``OMP_NUM_THREADS``, else the free physical cores:
+        :mod:`gantk.facade.threads`). ``progress``: a bar on stderr when it is a terminal (and
+        with a run directory one line per logged step elsewhere); False: silent."""
         if out is not None:
             self.run_dir = Path(out)
         if fork_from is not None and self.run_dir is None:

@@ -1,5 +1,5 @@
 """The training progress display: a rich bar (step, losses, it/s, ETA) on a terminal, one plain
-line per logging step elsewhere (CI logs, pipes)."""
+line per logging step elsewhere (CI logs, pipes) when training into a run directory."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ def _fmt(logs: dict[str, float], limit: int = 4) -> str:
 
 
 class TrainProgress:
-    def __init__(self, *, start: int, total: int, enabled: bool = True, log_every: int = 50) -> None:
+    def __init__(self, *, start: int, total: int, enabled: bool = True, log_every: int = 50,
+                 live_only: bool = False) -> None:
+        """``live_only``: show only the live bar (stderr a terminal), no plain lines elsewhere:
+        training in memory stays quiet in a notebook, CI or a pipe."""
         self.console = Console(stderr=True)
-        self.enabled = enabled
-        self.live = enabled and self.console.is_terminal
+        self.enabled = enabled and (self.console.is_terminal or not live_only)
+        self.live = self.enabled and self.console.is_terminal
         self.total, self.start, self.log_every = total, start, log_every
         self._progress: Progress | None = None
         self._task = None
@@ -38,6 +41,11 @@ class TrainProgress:
             self._task = self._progress.add_task("train", total=self.total, completed=self.start,
                                                  losses="", rate="")
         return self
+
+    def note(self, text: str) -> None:
+        """One line before the bar (when the display is on)."""
+        if self.enabled:
+            self.console.print(text, markup=False, highlight=False)
 
     def update(self, step: int, logs: dict[str, float]) -> None:
         if not self.enabled:

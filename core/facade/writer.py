@@ -28,6 +28,7 @@ import torch
 from ..base.errors import GantkError, TrainingError
 from ..base.safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, read_jsonl, read_text,
                            sweep_temp, trim)
+from ..stack.spec import BOOKKEEPING
 from ..store.checkpoint import Checkpoint, read_extra
 from ..store.rundirs import list_checkpoints, open_checkpoint, spec_diff, spec_to_toml, step_of
 from ..train.distributed import is_main
@@ -45,6 +46,7 @@ class RunWriter:
         self.console = None
         self._best: float | None = None
         self._noted = False
+        self.threads: int | None = None  # the CPU threads a resumed run started with
         self.window: dict[str, torch.Tensor] = {}  # sums since the last logged row
         self.counts: dict[str, int] = {}
 
@@ -62,9 +64,9 @@ class RunWriter:
         if not is_main():
             return path
         if name is None:  # the log window travels with the step checkpoints (see _restore_window)
-            extra = {**(extra or {}), "log_window": {
-                k: [float(v), self.counts[k], str(v.dtype).removeprefix("torch.")]
-                for k, v in self.window.items()}}
+            window = {k: [float(v), self.counts[k], str(v.dtype).removeprefix("torch.")]
+                      for k, v in self.window.items()}
+            extra = {**(extra or {}), "threads": torch.get_num_threads(), "log_window": window}
         self.pipe.save_checkpoint(path, extra=extra)
         keep = self.pipe.spec.train.keep_checkpoints
         for _, old in list_checkpoints(self.dir)[:-keep]:
@@ -125,18 +127,20 @@ class RunWriter:
             mine = pipe.spec.to_dict()
 
             def accept(ckpt: Checkpoint) -> None:
-                diff = spec_diff(ckpt.spec, mine, ignore={"train.steps", "train.workers"})
+                diff = spec_diff(ckpt.spec, mine, ignore=BOOKKEEPING)
                 if diff:
                     raise TrainingError(
                         "the run directory holds a run of a different stack or different "
                         "settings (" + trim("; ".join(diff[:5]), 600) + ")", where=str(self.dir),
                         fix="train into a new --out directory, run the same stack to resume (only "
-                            "train.steps may change), or fork the run with new train.* settings: "
+                            "train.steps and the bookkeeping keys such as train.log_every may "
+                            "change: docs/stacks.md), or fork the run with new train.* settings: "
                             f"--out NEW_RUN --fork-from {self.dir} (docs/reliability.md).")
                 pipe.load_checkpoint(ckpt, optimizers=True)
 
             ckpt = open_checkpoint(self.dir, warn=self._warn, accept=accept)
             self._restore_window(ckpt)
+            self.threads = ckpt.extra.get("threads")  # checked by gantk.facade.threads
             self._restore_best()
             self._say(f"resuming {self.dir} from step {pipe.step} ({ckpt.path.name})")
         if not pipe.world.agree(pipe.step):

@@ -8,6 +8,7 @@ with, each refusal naming the stack path and the reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,14 @@ class Resolved:
     backbone: Part
     loss: Part
     methods: list[Part] = field(default_factory=list)
+    registry: Registry | None = field(default=None, compare=False, repr=False)
+
+    def providers(self, need: str) -> list[str]:
+        """The registered backbones that declare ``need`` in their ``provides`` (for messages)."""
+        if self.registry is None:
+            return []
+        return sorted(e.name for e in self.registry.entries.values()
+                      if e.kind == "backbone" and need in e.provides)
 
     @property
     def method_names(self) -> tuple[str, ...]:
@@ -94,7 +103,7 @@ def resolve(spec: StackSpec, registry: Registry) -> Resolved:
                      backbone=ComponentSpec(name=backbone.entry.name, **backbone.options),
                      loss=ComponentSpec(name=loss.entry.name, **loss.options),
                      methods=[ComponentSpec(name=p.entry.name, **p.options) for p in methods])
-    return Resolved(full, data, info, backbone, loss, methods)
+    return Resolved(full, data, info, backbone, loss, methods, registry)
 
 
 def check_static(res: Resolved) -> None:
@@ -148,17 +157,25 @@ def build_context(res: Resolved, backbone: Backbone, loss: Loss, entry_name: str
                         entry_name=entry_name)
 
 
-def build_part(part: Part, ctx: BuildContext) -> list[Component]:
-    """Check what ``part`` needs from the backbone, run its own check, and build it."""
+def build_part(part: Part, ctx: BuildContext,
+               providers: Callable[[str], list[str]] | None = None) -> list[Component]:
+    """Check what ``part`` needs from the backbone, run its own check, and build it
+    (``providers(need)``: the backbones that provide a need, named when it is missing)."""
 
     provides = ctx.backbone.provides
     for need in sorted(part.entry.needs - {"labels", "images"}):
         if need not in provides:
             text = NEEDS_TEXT.get(need, f"{need!r}").format(backbone=ctx.spec.backbone.name,
                                                              data=ctx.spec.data.name)
+            which = providers(need) if providers is not None else []
+            if need not in NEEDS_TEXT:
+                text += f", which backbone {ctx.spec.backbone.name!r} does not provide"
+            fix = (f"use a backbone that provides it ({', '.join(which)}), or drop "
+                   f"{part.entry.name!r} from the stack."
+                   if which else "choose a backbone that provides it, or drop the method "
+                   "(`gantk list-plugins --json` shows needs).")
             raise IncompatibleStackError(f"{part.entry.name!r} needs {text}", where=part.where,
-                                         fix="choose a backbone that provides it, or drop the "
-                                             "method (`gantk list-plugins --json` shows needs).")
+                                         fix=fix)
     try:
         if part.entry.check is not None:
             part.entry.check(part.params, ctx)
@@ -197,6 +214,6 @@ def build_components(res: Resolved, backbone: Backbone, loss: Loss,
     comps: list[Component] = []
     for part in res.methods:  # a method's own needs first: its reason is the more specific one
         ctx = build_context(res, backbone, loss, part.entry.name)
-        comps += [c.to(device) for c in build_part(part, ctx)]
+        comps += [c.to(device) for c in build_part(part, ctx, res.providers)]
     check_generator_objective(res, backbone)
     return comps

@@ -31,12 +31,18 @@ from .stackfile import (MAX_DEPTH, MAX_INT, MAX_SPEC_BYTES, _merge_shorthand, ap
                         check_shape, load_toml, parse_shorthand, parse_toml_text, parse_value)
 
 # The stack-file readers live in :mod:`gantk.stack.stackfile`; they stay importable from here.
-__all__ = ["ComponentSpec", "DEVICE_PATTERN", "MAX_DEPTH", "MAX_INT", "MAX_SPEC_BYTES", "MAX_STEPS",
+__all__ = ["BOOKKEEPING", "ComponentSpec", "DEVICE_PATTERN", "MAX_DEPTH", "MAX_INT", "MAX_SPEC_BYTES", "MAX_STEPS",
            "StackSpec", "TrainSpec", "apply_overrides", "check_shape", "load_toml",
            "parse_shorthand", "parse_spec", "parse_toml_text", "parse_value"]
 
 
 MAX_STEPS = 10**9
+
+# train.* keys that say how a run is watched and run, not what it computes: a run directory
+# resumes with any of them changed (docs/stacks.md)
+BOOKKEEPING = frozenset(f"train.{k}" for k in (
+    "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "eval_every",
+    "eval_n", "eval_metrics", "num_samples", "loggers", "workers", "threads"))
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
 
 _Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -101,6 +107,9 @@ class TrainSpec(BaseModel):
     xflip: bool = Field(False, description="mirror each real image left-right with probability 1/2")
     workers: int = Field(0, ge=0, le=256,
                          description="DataLoader worker processes for image data")
+    threads: int | None = Field(None, ge=1, le=1024,
+                                description="torch CPU threads while training; unset: "
+                                "OMP_NUM_THREADS, else the free physical cores (at most 8)")
 
     @field_validator("device")
     @classmethod

@@ -19,7 +19,7 @@ from typing import Any
 from ..base.errors import CheckpointError, GantkError
 from ..base.safeio import is_dir, is_regular, read_text, trim
 from .checkpoint import Checkpoint
-from .jobfiles import read_job, train_run_dir
+from .jobfiles import JOB_FILE, SWEEP_LOCK, read_job, train_run_dir
 
 __all__ = ["list_checkpoints", "open_checkpoint", "same_stack", "spec_diff", "spec_to_toml",
            "step_of", "stored_stack"]
@@ -88,6 +88,7 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
     warning, and the next older one is tried."""
     if not is_dir(path):
         if path.exists() or path.is_symlink():
+            _refuse_text_file(path)
             ckpt = Checkpoint(path)
             if accept is not None:
                 accept(ckpt)
@@ -104,6 +105,8 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
                                   where=str(path), fix="pick one of the steps listed.")
     if not found:
         source = _train_as_source(path)
+        if source is None and stored_stack(path) is None:
+            _refuse_parent(path)
         raise CheckpointError("the run directory holds no checkpoint", where=str(path / "checkpoints"),
                               fix=f"this run of a sweep's train_as cell trained nothing and holds "
                                   f"only its evaluation: its networks are in {source} (sample them "
@@ -128,6 +131,61 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
     raise CheckpointError("no checkpoint in the run directory is usable: "
                           + trim("; ".join(errors), 600), where=str(path / "checkpoints"),
                           fix="restore a checkpoint from a backup or start a new run directory.")
+
+
+def runs_under(folder: Path, *, depth: int = 3, limit: int = 2000) -> list[Path]:
+    """The run directories below ``folder`` (a ``spec.json``, ``checkpoints/`` or sweep job file
+    in them), at most ``depth`` levels down, sorted; symlinks are not followed."""
+    found: list[Path] = []
+    seen = 0
+    for top, dirs, files in os.walk(folder):
+        seen += 1
+        here = Path(top)
+        level = len(here.relative_to(folder).parts)
+        if here != folder and ("spec.json" in files or JOB_FILE in files or "checkpoints" in dirs):
+            found.append(here)
+            dirs[:] = []  # a run's own folders hold no runs
+        elif level >= depth or seen > limit:
+            dirs[:] = []
+        dirs.sort()
+    return sorted(found)
+
+
+def _refuse_parent(path: Path) -> None:
+    """A folder that is no run but holds runs (``runs/``, a sweep's ``--out``): say so."""
+    runs = runs_under(path)
+    if not runs:
+        return
+    names = [str(r.relative_to(path)) for r in runs]
+    listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    sweep = (path / SWEEP_LOCK).exists() or any((r / JOB_FILE).exists() for r in runs)
+    what = "a sweep directory" if sweep else "a folder of run directories"
+    raise CheckpointError(
+        f"this is {what}, not a run: it holds {len(runs)} run(s): {listed}", where=str(path),
+        fix=f"give one run, e.g. `gantk eval {path / names[0]}`" +
+            ("; the sweep's table of every run is `gantk sweep SWEEP.toml --out "
+             f"{path} --summary`." if sweep else "."))
+
+
+def _refuse_text_file(path: Path) -> None:
+    """A stack or sweep file handed where a checkpoint belongs: say what it is."""
+    if path.suffix.lower() != ".toml" or not is_regular(path):
+        return
+    try:
+        import tomllib
+
+        raw = tomllib.loads(read_text(path, what=path.name))
+    except (GantkError, ValueError):
+        raw = {}
+    if "axes" in raw or "seeds" in raw or "eval" in raw and "stack" in raw:
+        raise CheckpointError(
+            "this is a sweep file, not a checkpoint or run directory", where=str(path),
+            fix=f"run it first: `gantk sweep {path} --out runs/NAME`; then evaluate a run "
+                "under runs/NAME, or read runs/NAME/summary.md.")
+    raise CheckpointError(
+        "this is a stack file (TOML), not a checkpoint or run directory", where=str(path),
+        fix=f"train it first: `gantk train {path} --out runs/NAME`, then give that run "
+            "directory (`gantk eval runs/NAME`).")
 
 
 def _strip_none(obj: Any) -> Any:

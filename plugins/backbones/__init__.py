@@ -25,7 +25,7 @@ def gantk_register(register) -> None:
                               "of 8); conditional BN + projection D as an option",
                       paper="Miyato et al. 2018 (SNGAN), App. B; Miyato & Koyama 2018")
     register.backbone("stylegan2", stylegan2.build, params=stylegan2.StyleGAN2Params,
-                      ema=stylegan2.EMA,
+                      ema=stylegan2.EMA, provides=["w_latents"],  # named in needs messages
                       summary="StyleGAN2 in plain PyTorch: mapping net, modulated convs, noise, skip "
                               "G, residual D with minibatch std, style mixing, truncation",
                       paper="Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN")
