@@ -160,3 +160,61 @@ def test_check_refuses_an_image_folder_that_is_not_there(cli, tmp_path):
     code, out, err = cli("check", stack)
     assert code == 2 and str(missing) in err and "does not exist" in err and "ok" not in out
 
+
+# ------------------------------------------------------------------ 4. sweeps from the command line
+
+CLR_SWEEP = """\
+base = "stack.toml"
+[axes.lambda]
+"0,0" = ["train.lr_g=1e-4"]
+"0,1" = ["train.lr_g=2e-4"]
+"1,0" = ["train.lr_g=3e-4"]
+[axes.method]
+a = ["train.lr_d=1e-4"]
+b = ["train.lr_d=2e-4"]
+[eval]
+n = 2000
+"""
+
+
+def _sweep(tmp_path):
+    from gantk.sweeping.sweeps import Sweep
+
+    (tmp_path / "stack.toml").write_text('stack = "backbone=mlp + data=ring"\n')
+    path = tmp_path / "sweep.toml"
+    path.write_text(CLR_SWEEP)
+    return path, Sweep.from_file(path)
+
+
+@pytest.mark.parametrize("only, cells", [
+    (["lambda=0,0"], {"lambda=0,0,method=a", "lambda=0,0,method=b"}),
+    (["0,1"], {"lambda=0,1,method=a", "lambda=0,1,method=b"}),
+    (["lambda=0,0,method=b"], {"lambda=0,0,method=b"}),
+    (["method=a,lambda=1,0"], {"lambda=1,0,method=a"}),
+    (["a,b"], set()),  # two values of one axis: no cell has both
+    (["a", "b"], {f"lambda={v},method={m}" for v in ("0,0", "0,1", "1,0") for m in "ab"}),
+])
+def test_only_selects_a_cell_whose_value_holds_a_comma(tmp_path, only, cells):
+    from gantk.base.errors import SweepError
+
+    _, sw = _sweep(tmp_path)
+    if not cells:
+        with pytest.raises(SweepError, match="matches no cell"):
+            sw.select(sw.runs(tmp_path / "out"), only)
+        return
+    assert {r.cell for r in sw.select(sw.runs(tmp_path / "out"), only)} == cells
+
+
+def test_sweep_set_changes_the_eval_table(cli, tmp_path):
+    from gantk.base.errors import SweepError
+
+    path, sw = _sweep(tmp_path)
+    sw.set_eval(["eval.n=300", 'eval.metrics=["modes"]'])
+    assert sw.spec.eval.n == 300 and sw.spec.eval.metrics == ["modes"]
+    with pytest.raises(SweepError, match="eval.n"):
+        sw.set_eval(["eval.n=1"])
+    code, out, err = cli("sweep", path, "--out", tmp_path / "out", "--check", "--set",
+                         "eval.n=300", "--only", "lambda=0,0,method=a")
+    assert code == 0, err
+    assert "--only: 1 of these run(s) would run: lambda=0,0,method=a" in out
+

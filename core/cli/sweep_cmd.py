@@ -33,7 +33,9 @@ def add_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="an override for every cell, after the file's own (repeatable), e.g. "
                         "--set train.steps=100; part of the runs' stacks: a larger "
-                        "train.steps extends finished runs, any other change needs a new --out")
+                        "train.steps extends finished runs, any other change needs a new --out; "
+                        "eval.KEY=VALUE sets the file's [eval] table instead, e.g. --set "
+                        "eval.n=500")
     p.add_argument("--seeds", metavar="SEEDS",
                    help="the seeds to run and summarise instead of the file's, e.g. 0-9 or "
                         "0,1,5-7: runs of seeds already finished are kept, so a sweep grows by "
@@ -63,7 +65,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     manager = plugin_manager(args)
     sw = Sweep.from_file(args.sweep)
-    sw.spec.set.extend(args.set or [])
+    evals = [o for o in args.set or [] if o.partition("=")[0].strip().startswith("eval.")]
+    sw.spec.set.extend(o for o in args.set or [] if o not in evals)
+    if evals:  # the sweep's [eval] table, not the stacks
+        sw.set_eval(evals)
     if args.seeds is not None:
         from ..sample.sampling import parse_seeds
 

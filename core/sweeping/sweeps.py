@@ -23,6 +23,7 @@ import copy
 import itertools
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,19 +136,22 @@ class Sweep:
 
         if not only:
             return runs
-        cells = [c.name for c in self.plan()]
+        parts = self.cell_parts()
+        cells = list(parts)
 
         def matches(cell: str, item: str) -> bool:
-            parts = set(cell.split(","))
-            want = [w.strip() for w in item.split(",") if w.strip()]
-            return bool(want) and all(w in parts if "=" in w else
-                                      any(p.split("=", 1)[-1] == w for p in parts) for w in want)
+            if item.strip() == cell:  # a cell's own name, commas in its values and all
+                return True
+            want = self._wanted(item, {p.split("=", 1)[-1] for ps in parts.values() for p in ps})
+            return bool(want) and all(w in parts[cell] if "=" in w else
+                                      any(p.split("=", 1)[-1] == w for p in parts[cell])
+                                      for w in want)
 
         chosen = set()
         for item in only:
             hit = {c for c in cells if matches(c, item)}
             if not hit:
-                values = sorted({p for c in cells for p in c.split(",")})
+                values = sorted({p for ps in parts.values() for p in ps})
                 hint = suggest(item, values + [v.split("=", 1)[-1] for v in values])
                 raise SweepError(f"{item!r} matches no cell" + (f"; {hint}" if hint else ""),
                                  where="--only", fix=f"name a cell or an axis value: "
@@ -156,6 +160,49 @@ class Sweep:
         picked = [r for r in runs if r.cell in chosen]
         sources = {r.source for r in picked if r.source is not None}
         return [r for r in runs if r.cell in chosen or r.dir in sources]
+
+    def set_eval(self, items: list[str]) -> None:
+        """Apply ``eval.KEY=VALUE`` overrides (``gantk sweep --set eval.n=500``) to ``[eval]``."""
+
+        from ..stack.spec import parse_value
+
+        raw = self.spec.eval.model_dump(by_alias=True)
+        for item in items:
+            key, _, value = item.partition("=")
+            raw[key.strip().removeprefix("eval.")] = parse_value(value.strip())
+        try:
+            self.spec.eval = EvalSpec.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(f"eval.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors())
+            raise SweepError(problems, where="--set", fix="give one of [eval]'s keys a valid "
+                             "value, e.g. --set eval.n=500 (docs/sweeps.md).") from None
+
+    def cell_parts(self) -> dict[str, list[str]]:
+        """Each cell's name -> its ``axis=value`` parts, one per axis (a value may hold commas:
+        the cell ``lambda=0,0`` of the axis ``lambda`` is one part, not two)."""
+
+        axes = [_axis_values(n, v) for n, v in self.spec.axes.items()]
+        if not axes:
+            return {"base": []}
+        return {",".join(v.name for v in combo): [v.name for v in combo]
+                for combo in itertools.product(*axes)}
+
+    def _wanted(self, item: str, labels: set[str]) -> list[str]:
+        """An ``--only`` item as its ``axis=value`` pairs and bare values: split at the commas
+        that start another axis (``lambda=0,0,method=x`` is two pairs); a bare piece that is no
+        value's whole name is split at every comma (``vanilla,msgan``)."""
+
+        names = "|".join(re.escape(n) for n in sorted(self.spec.axes, key=len, reverse=True))
+        pieces = re.split(rf",\s*(?=(?:{names})=)", item) if names else [item]
+        out = []
+        for piece in (p.strip() for p in pieces):
+            head = piece.split("=", 1)[0]
+            if "=" in piece and head in self.spec.axes or piece in labels:
+                out.append(piece)
+            else:
+                out += [w.strip() for w in piece.split(",") if w.strip()]
+        return out
 
     # ------------------------------------------------------------------ validation
     def validate(self, *, manager: Any = None) -> None:
