@@ -5,6 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.14.1 torchvision==0.29.1
 DEMO   ?= runs/demo
+# setuptools prints a notice on every editable install of a package-dir layout ("Editable
+# installation ... folders with the same name as your package"): information, not a problem of
+# this project; silenced so that `make setup` prints only what needs the user.
+# No CPU-only build of the pinned pair is on the indexes pip reaches here (issue 29: the only CPU
+# torch offered is 2.13.0+cpu in /opt/wheels, no torchvision +cpu), so PyPI's build is installed.
+QUIET_EDITABLE := PYTHONWARNINGS=ignore::UserWarning:setuptools.command.editable_wheel
 
 .PHONY: setup demo test test-all bench clean
 
@@ -12,7 +18,7 @@ $(BIN)/.gantk-installed: pyproject.toml examples/gantk-plugin-example/pyproject.
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e examples/gantk-plugin-example
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e '.[test]' -e examples/gantk-plugin-example
 	touch $@
 
 setup: $(BIN)/.gantk-installed
