@@ -218,3 +218,29 @@ def test_sweep_set_changes_the_eval_table(cli, tmp_path):
     assert code == 0, err
     assert "--only: 1 of these run(s) would run: lambda=0,0,method=a" in out
 
+
+# ------------------------------------------------------------------ 6. tables at 80 columns
+
+
+def test_list_plugins_fits_80_columns(cli, monkeypatch):
+    from rich.console import Console
+
+    import gantk.cli.commands as commands
+
+    shown = io.StringIO()
+    monkeypatch.setattr(commands, "console", Console(file=shown, width=80, force_terminal=True,
+                                                     color_system=None))
+    code, _, _ = cli("list-plugins")
+    lines = shown.getvalue().splitlines()
+    assert code == 0 and len(lines) < 80 and max(map(len, lines)) <= 80
+    assert any(line.startswith("dcgan ") and "backbone" in line for line in lines)
+    assert "--json" in lines[-1] or "--json" in " ".join(lines[-3:])
+
+
+@pytest.mark.parametrize("value, text", [(0.004067, "0.00407"), (0.8234, "0.823"),
+                                         (45.678, "45.7"), (1234.5, "1234"), (12.0, "12.0")])
+def test_eval_prints_three_significant_digits(value, text):
+    from gantk.cli.eval_cmd import _fmt
+
+    assert _fmt("fid", value) == text
+    assert _fmt("modes_covered", 8.0) == "8" and _fmt("x", float("nan")) == "nan (undefined)"

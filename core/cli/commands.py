@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -33,13 +34,23 @@ def cmd_list_plugins(args: argparse.Namespace) -> int:
         for _, row in cells:
             print("\t".join(" ".join(c.split()) for c in row))
         return 0
-    table = Table(title="gantk plugins", show_lines=False)
-    for col in columns:
-        table.add_column(col, overflow="fold")
+    wide = getattr(args, "wide", False)  # every column, whole summaries (a --wide flag)
+    keep = range(len(columns)) if wide else (0, 1, 5)  # name, kind, summary: one line each
+    table = Table(title="gantk plugins", show_lines=False, title_justify="left",
+                  box=None if not wide else box.HEAVY_HEAD, pad_edge=False)
+    for i in keep:
+        whole = None if wide or columns[i] == "summary" else max(
+            [len(columns[i])] + [len(row[i]) for _, row in cells])
+        table.add_column(columns[i], overflow="fold" if wide else "ellipsis", no_wrap=not wide,
+                         min_width=whole)
     for status, row in cells:
         style = {"broken": "red", "not installed": "yellow"}.get(status)
-        table.add_row(*(escape(c) for c in row), style=style)
+        table.add_row(*(escape(" ".join(row[i].split())) for i in keep), style=style)
     console.print(table)
+    if not wide:
+        console.print(f"{len(cells)} components. Plugin, version, paper and whole summaries: "
+                      "`gantk list-plugins --json`, or into a pipe (one tab-separated line each); "
+                      "one component: `gantk show NAME`.", highlight=False, markup=False)
     return 0
 
 

@@ -81,12 +81,18 @@ _COUNTS = {"modes_covered", "modes_total", "jsd_bins"}
 
 
 def _fmt(key: str, value: Any) -> str:
+    """Three significant digits (whole numbers from 100 up): one evaluation's sampling noise
+    (n generated samples, n real) is about a per cent of a score at best, so a fourth digit is
+    noise; ``--json`` and eval.jsonl keep every digit."""
     if isinstance(value, float):
         if math.isnan(value):
             return "nan (undefined)"
         if key in _COUNTS and value.is_integer():
             return str(int(value))
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+        if value == 0 or not math.isfinite(value):
+            return str(value)
+        decimals = min(6, max(0, 2 - math.floor(math.log10(abs(value)))))
+        return f"{value:.{decimals}f}"
     return str(value)
 
 
