@@ -30,6 +30,8 @@ def mean_sd(st: dict[str, Any] | None) -> str:
         return "n/a"
     sd = st["std"]
     scale = sd if isinstance(sd, float) and math.isfinite(sd) and sd > 0 else None
+    if sd == 0:  # every seed gave the same value: no spread, but not unknown
+        return f"{fmt_num(st['mean'])} ± 0"
     return f"{fmt_num(st['mean'], scale)} ± {fmt_num(sd, scale) if scale else 'n/a'}"
 
 
@@ -46,10 +48,16 @@ def effect(v: dict[str, Any]) -> str:
     return text
 
 
-def p_text(p: float | None) -> str:
+def p_text(p: float | None, alpha: float = 0.05) -> str:
+    """Two significant digits, three near ``alpha`` so that a p just under it never reads as
+    alpha itself (0.0497 -> 0.0497, not 0.05)."""
     if p is None:
         return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.2g}" if p < 0.095 else f"{p:.2f}"
+    if p < 0.001:
+        return "<0.001"
+    if 0.9 * alpha <= p < 1.1 * alpha:
+        return f"{p:.3g}"
+    return f"{p:.2g}" if p < 0.095 else f"{p:.2f}"
 
 
 def verdict_text(v: dict[str, Any], short: bool = False) -> str:
