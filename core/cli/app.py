@@ -24,6 +24,7 @@ from ..base.errors import GantkError
 from .commands import (cmd_check, cmd_interpolate, cmd_list_plugins, cmd_sample, cmd_show,
                        cmd_train)
 from .common import err_console
+from .version import version_text
 
 
 # ---------------------------------------------------------------------------- parser
@@ -48,22 +49,7 @@ def _global_flags(*, top: bool) -> argparse.ArgumentParser:
 
 
 def _version_text() -> str:
-    """``gantk X (torch Y, torchvision Z, Python W)``: what a bug report needs, without
-    importing torch."""
-
-    import importlib.metadata as md
-    import platform
-
-    from .. import __version__
-
-    def dist(name: str) -> str:
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "not installed"
-
-    return (f"gantk {__version__} (torch {dist('torch')}, torchvision {dist('torchvision')}, "
-            f"Python {platform.python_version()})")
+    return version_text()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,17 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - turned into one paragraph below
         if debug:
             raise
-        from ..train.distributed import rank, world_size
-
-        if world_size() > 1:  # every rank stops and reports; say which one speaks
-            command = f"{command} [rank {rank()}]"
+        distributed = _distributed()
+        if distributed is not None and distributed.world_size() > 1:  # every rank reports
+            rank = distributed.rank()
+            command = f"{command} [rank {rank}]"
             if isinstance(exc, GantkError):
-                exc.message = f"[rank {rank()}] {exc.message}"
+                exc.message = f"[rank {rank}] {exc.message}"
         return _report(exc, command)
     finally:
-        from ..train.distributed import shutdown
+        distributed = _distributed()
+        if distributed is not None:
+            distributed.shutdown()  # leave a torchrun process group cleanly (no-op for one)
 
-        shutdown()  # leave a torchrun process group cleanly (a no-op for one process)
+
+def _distributed():
+    """gantk's process-group module if this process imported it, else None. Only that module
+    starts a process group, so when it was never imported there is none to report on or leave,
+    and importing it (and torch) here would cost --help, errors in the arguments and a Ctrl-C
+    during start-up 2 s, or a traceback from a half-imported torch."""
+    return sys.modules.get("gantk.train.distributed")
 
 
 def _report(exc: BaseException, command: str) -> int:

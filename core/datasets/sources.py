@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..base.errors import DataError
 from ..base.interfaces import DataInfo
+from .digits_file import digits_arrays
 from .streaming import ImageFiles, check_batch_size
 
 # ----------------------------------------------------------------------------- mixtures
@@ -119,14 +120,14 @@ class DigitsParams(BaseModel):
 
 
 def _sklearn_digits() -> tuple[Tensor, Tensor]:
+    """scikit-learn's digits, read from its file without importing it (:mod:`.digits_file`)."""
     try:
-        from sklearn.datasets import load_digits
+        images, target = digits_arrays()
     except ImportError as exc:  # pragma: no cover - scikit-learn is a dependency
         raise DataError("scikit-learn is not installed", where="data.digits",
                         fix="pip install scikit-learn (it ships the digits data).") from exc
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0 * 2 - 1  # 0..16 -> [-1, 1]
-    return x, torch.tensor(bunch.target, dtype=torch.long)
+    x = torch.tensor(images, dtype=torch.float32)[:, None] / 16.0 * 2 - 1  # 0..16 -> [-1, 1]
+    return x, torch.tensor(target, dtype=torch.long)
 
 
 def load_digits(p: DigitsParams) -> tuple[Tensor, Tensor | None]:

@@ -77,11 +77,11 @@ class DigitsNet(nn.Module):
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as float32 images in [-1, 1], shape (1797, 1, 8, 8), and labels."""
 
-    from sklearn.datasets import load_digits
+    from ..datasets.digits_file import digits_arrays  # scikit-learn's file, without sklearn
 
-    d = load_digits()
-    x = (d.images.astype(np.float32) / 8.0 - 1.0)[:, None]
-    return x, d.target.astype(np.int64)
+    images, target = digits_arrays()
+    x = (images.astype(np.float32) / 8.0 - 1.0)[:, None]
+    return x, target.astype(np.int64)
 
 
 def heldout_split(n: int | None = None, labels: np.ndarray | None = None
