@@ -14,19 +14,23 @@ the losses (the thread count must not change them beyond rounding).
 Measured 2026-12-06 on this project's 2-core machine (2 physical cores, torch 2.14.1, CPU) while
 it was SHARED: two sweeps' worker processes, another engineer's tests and at times this
 engineer's own tests ran beside it, so the absolute times are several times a quiet machine's and
-vary from round to round; only like against like in one run is compared. On such a machine the
-default chose 1 thread (the load average was above the core count), the same as setting 1:
+vary from round to round; only like against like in one run is compared. The default chose 1
+thread in every run (the 1-minute load average was above 2), the same as setting 1:
 
     stack, steps x rounds   load avg   1 thread   2 threads        default (1 thread)
     digits, 40 x 3          4.5-7.7    3.0 s      83.2 s (x27.7)   2.7 s (x0.90)
     ring, 300 x 3           7.6-8.6    4.5 s      59.4 s (x13.2)   4.3 s (x0.96)
     digits, 40 x 5          6.0-8.9    7.2 s      72.0 s (x10.0)   8.6 s (x1.19)
+    digits, 40 x 5          2.7-3.5    2.6 s      15.9 s (x6.1)    2.6 s (x1.00)
 
-(median seconds; x: ratio to the 1-thread median). Two threads, torch's own default here, were
-10-28 times slower; default and 1 thread are one configuration, so their gap (-10 % to +19 %) is
-the machine's noise, not a cost of the default. The losses of 1 thread and the default are
-identical; 2 threads differ in the fourth digit (rounding order). On an idle machine the default
-takes every physical core up to 8; that case could not be measured here.
+(median seconds; x: ratio to the 1-thread median). In every run the default chose the thread
+count with the best median; its x0.90-x1.19 against setting 1, the same configuration, is the
+machine's noise (the last run, on the quietest machine, x1.00). Two threads, torch's own default here, were 6-28 times slower. In the last
+run the machine was briefly quiet in two rounds, and there 2 threads beat 1 (1.6-1.9 s against
+2.5-2.6 s): the 1-minute load average lags such dips, and the default does not chase them, since
+the other side of that bet is a 6-28 times slower step. On an idle machine (load average below 1
+here) the default takes both cores. The losses of 1 thread and the default are identical; 2
+threads differ in the fourth digit (rounding order).
 """
 
 from __future__ import annotations
