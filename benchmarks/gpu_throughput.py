@@ -5,6 +5,12 @@
     python benchmarks/gpu_throughput.py --gpus 4 --configs stylegan2-64,dcgan-32 --steps 50
     python benchmarks/gpu_throughput.py --device cpu --gpus 2 --configs dcgan-32 --steps 3 \
         --batch 16 --sample-n 64                        # a smoke test of the script on CPU (gloo)
+    python benchmarks/gpu_throughput.py --quick         # < 2 min: gantk against the references
+
+``--quick`` (benchmarks/throughput_quick.py) is what to run first when a GPU is at hand: one
+process, dcgan 32 px, resnet 32 px, stylegan2 32 and 64 px, each against the hand-written
+reference nets of benchmarks/references/ at equal configuration, for fp32, bf16, channels_last
+and train.compile where it applies, side by side, with the ratio gantk / reference.
 
 The parent launches ``torchrun --standalone --nproc_per_node=K`` for K = 1 and K = N on this same
 script (``--worker``); each worker trains every config on random 8-bit images written to a temp
@@ -95,18 +101,32 @@ def worker(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--gpus", type=int, default=None, help="N (default: every visible GPU)")
-    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--quick", action="store_true",
+                   help="one process, gantk against the references, < 2 min (throughput_quick.py)")
+    p.add_argument("--configs", default=None, help="default: all (" + ",".join(CONFIGS) + "; "
+                   "--quick: dcgan-32,resnet-32,stylegan2-32,stylegan2-64)")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--batch", type=int, default=64, help="global batch")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--batch", type=int, default=None,
+                   help="global batch (default 64; --quick: each configuration's own)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 30; --quick: 10 "
+                   "per round)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 5; --quick: 3)")
     p.add_argument("--sample-n", type=int, default=2048)
     p.add_argument("--images", type=int, default=2048)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--out", default="gpu_throughput.json")
     p.add_argument("--data", default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import throughput_quick
+
+    throughput_quick.add_arguments(p)
     args = p.parse_args()
+    if args.quick:
+        args.steps, args.warmup = args.steps or 10, args.warmup or 3
+        sys.exit(throughput_quick.quick(args))
+    args.configs = args.configs or ",".join(CONFIGS)
+    args.batch, args.steps, args.warmup = args.batch or 64, args.steps or 30, args.warmup or 5
     if args.worker:
         return worker(args)
     import torch

@@ -9,6 +9,7 @@ that machine noise hits both alike; the figure reported is the median of the per
 (robust on a shared machine), with its quartiles and the ratio of medians.
 
     python benchmarks/step_overhead.py [--resolution 32] [--width 32] [--batch 64] [--rounds 7]
+    python benchmarks/step_overhead.py --ring [--batch 256] [--steps 50]   # the mlp on the ring
 """
 
 from __future__ import annotations
@@ -67,14 +68,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="steps per timed round")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--ring", action="store_true",
+                    help="the mlp backbone on the 8-Gaussian ring instead of dcgan on digits")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    spec = {"stack": "backbone=dcgan + loss=ns + data=digits", "seed": 0,
-            "backbone": {"width": args.width}, "data": {"resolution": args.resolution},
-            "train": {"batch_size": args.batch, "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
-                      "device": "cpu"}}
+    train = {"batch_size": args.batch, "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
+             "device": "cpu"}
+    if args.ring:
+        spec = {"stack": "backbone=mlp + loss=ns + data=ring", "seed": 0, "train": train}
+    else:
+        spec = {"stack": "backbone=dcgan + loss=ns + data=digits", "seed": 0,
+                "backbone": {"width": args.width}, "data": {"resolution": args.resolution},
+                "train": train}
     pipe = Pipeline.from_spec(spec)
     data = pipe.real_data()[0]
     hand = HandWritten(copy.deepcopy(pipe.backbone), data, batch=args.batch, lr=2e-4,
@@ -96,7 +103,8 @@ def main() -> None:
     # shared machine's load; its median and quartiles are the robust figure
     ratios = sorted(a / b for a, b in zip(t_gantk, t_hand, strict=True))
     q1, q2, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    print(f"dcgan {args.resolution}px width {args.width} batch {args.batch}, torch "
+    what = "mlp on the ring" if args.ring else f"dcgan {args.resolution}px width {args.width}"
+    print(f"{what} batch {args.batch}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x "
           f"{args.steps} steps")
     print(f"gantk step:        {g * 1000:8.2f} ms (median; min {min(t_gantk) * 1000:.2f})")
