@@ -8,7 +8,8 @@ process so that the load of a shared machine falls on both alike:
 
 * ``clean-fid``: what gantk did before issue 31: ``cleanfid.fid.kernel_distance`` on float32
   copies of the features after ``np.random.seed(seed)``;
-* ``torch``: ``gantk.metrics.kid.kid`` (float64, the cheaper of its two routes).
+* ``torch``: ``gantk.metrics.kid.kid`` (float64, each block of pairs by the cheaper of its two
+  routes).
 
 Part 1 times KID alone on the evaluation's own features (plus clean-fid on float64 features, the
 value both should equal). Part 2 runs ``evaluate`` end to end at ``n`` with every default digits
@@ -38,7 +39,7 @@ import gantk.metrics.fid as fid_module  # noqa: E402
 from gantk.metrics.base import as_float64  # noqa: E402
 from gantk.metrics.evaluate import default_metrics, evaluate  # noqa: E402
 from gantk.metrics.kid import kid as torch_kid  # noqa: E402
-from gantk.metrics.kid import route  # noqa: E402
+from gantk.metrics.kid import routes  # noqa: E402
 
 
 def clean_fid_kid(real, fake, *, num_subsets=100, max_subset_size=1000, seed=0, dtype=np.float32):
@@ -97,8 +98,8 @@ def main() -> int:
     first = evaluate(pipe, metrics, n=args.n, feature_net="digits", seed=0)
     real, fake = captured["real"], captured["fake"]
     m = min(len(real), len(fake), 1000)
-    print(f"features: {len(real)} real x {len(fake)} generated, {real.shape[1]}-d; torch route "
-          f"{route(len(real), len(fake), 100, m, real.shape[1])!r}")
+    print(f"features: {len(real)} real x {len(fake)} generated, {real.shape[1]}-d; torch routes "
+          f"{routes(len(real), len(fake), 100, m, real.shape[1])}")
 
     exact = clean_fid_kid(real, fake, dtype=np.float64)
     values = {"clean-fid": clean_fid_kid(real, fake), "torch": torch_kid(real, fake)}

@@ -10,7 +10,7 @@ from cleanfid import fid as cfid
 from gantk.metrics.base import MetricError
 from gantk.metrics.fid import KID, KIDParams
 from gantk.metrics.fid import kid as kid_from_fid
-from gantk.metrics.kid import kid, route, subset_indices
+from gantk.metrics.kid import kid, routes, subset_indices
 
 
 def _features(n_real, n_fake, d, seed=0):
@@ -88,11 +88,22 @@ def test_kid_known_answer_and_tiled_full_route(monkeypatch):
         pytest.approx(_clean_fid(real, fake, 5, 30, 1), rel=1e-9)
 
 
-def test_route_takes_the_full_kernel_where_it_is_cheaper():
-    assert route(5000, 5000, 100, 1000, 64) == "full"
-    assert route(5000, 5000, 100, 1000, 2048) == "full"
-    assert route(50_000, 50_000, 100, 1000, 64) == "subsets"
-    assert route(50_000, 50_000, 100, 1000, 2048) == "subsets"
+def test_each_block_takes_the_cheaper_route():
+    full = {"fake-fake": "full", "real-real": "full", "fake-real": "full"}
+    assert routes(5000, 5000, 100, 1000, 64) == full
+    assert routes(5000, 5000, 100, 1000, 2048) == full
+    assert set(routes(50_000, 50_000, 100, 1000, 64).values()) == {"subsets"}
+    assert set(routes(50_000, 50_000, 100, 1000, 2048).values()) == {"subsets"}
+    # 10,000 generated against the 1,797 digits: only the generated pairs take the subset loop
+    assert routes(1797, 10_000, 100, 1000, 64) == {**full, "fake-fake": "subsets"}
+
+
+def test_kid_with_mixed_routes_equals_clean_fid():
+    real, fake = _features(40, 300, 4, 9)
+    assert routes(40, 300, 10, 40, 4) == {"fake-fake": "subsets", "real-real": "full",
+                                          "fake-real": "full"}
+    assert kid(real, fake, num_subsets=10, max_subset_size=1000, seed=9) == \
+        pytest.approx(_clean_fid(real, fake, 10, 1000, 9), rel=1e-9)
 
 
 def test_kid_refuses_what_it_cannot_score():

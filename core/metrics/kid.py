@@ -10,7 +10,8 @@ divided by ``m``. gantk calls it with the real set first, as clean-fid's ``compu
 
 This module draws the very same index sets (a ``numpy.random.RandomState(seed)`` is the stream
 ``np.random.seed(seed)`` gives clean-fid, in the same order: generated then real, per subset) and
-sums the same kernel values in float64 with torch, by whichever of two exact routes costs less:
+sums the same kernel values in float64 with torch, for each block of pairs (generated-generated,
+real-real, generated-real) by whichever of two exact routes costs less there:
 
 * **full**: the kernel over all pairs once, in row tiles of at most 2^23 values (64 MiB), and
   each subset's sum as ``s^T K t`` with 0/1 indicator rows ``s``, ``t`` (one matrix product for all
@@ -21,7 +22,7 @@ sums the same kernel values in float64 with torch, by whichever of two exact rou
 Both agree with clean-fid's own function on the same float64 features to float64 round-off
 (tests/test_kid.py: 1e-6 relative is asserted; about 1e-14 is seen). Before issue 31 gantk called
 clean-fid's function on float32 copies of the features, which moved the score by about 1e-5
-relative; the float64 value is the exact one, and this route is faster than either.
+relative; the float64 value is the exact one (its speed: docs/metrics.md, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -72,49 +73,63 @@ def _full_sums(a: Any, b: Any, ia: Any, ib: Any, same: bool) -> Any:
     return tot
 
 
-def _full(x: Any, y: Any, fake_idx: np.ndarray, real_idx: np.ndarray) -> Any:
+def _indicator(idx: np.ndarray, n: int) -> Any:
     import torch
 
-    def indicator(idx: np.ndarray, n: int) -> Any:
-        out = torch.zeros(len(idx), n, dtype=torch.float64)
-        return out.scatter_(1, torch.from_numpy(idx), 1.0)
-
-    ix, iy = indicator(fake_idx, len(x)), indicator(real_idx, len(y))
-    m = fake_idx.shape[1]
-    a = _full_sums(x, x, ix, ix, True) + _full_sums(y, y, iy, iy, True)
-    return a / (m - 1) - _full_sums(x, y, ix, iy, False) * 2 / m
+    out = torch.zeros(len(idx), n, dtype=torch.float64)
+    return out.scatter_(1, torch.from_numpy(idx), 1.0)
 
 
-def _subsets(x: Any, y: Any, fake_idx: np.ndarray, real_idx: np.ndarray) -> Any:
+def _subset_sums(a: Any, b: Any, a_idx: np.ndarray, b_idx: np.ndarray, same: bool) -> Any:
+    """As :func:`_full_sums`, subset by subset (a few at a time, as batched matrix products)."""
     import torch
 
-    num, m = fake_idx.shape
-    d = x.shape[1]
+    num, m = a_idx.shape
+    d = a.shape[1]
     batch = max(1, TILE // (m * m))
     out = []
     for s0 in range(0, num, batch):
-        xs = x[torch.from_numpy(fake_idx[s0:s0 + batch])]  # (B, m, d)
-        ys = y[torch.from_numpy(real_idx[s0:s0 + batch])]
-        a = _kernel(xs, xs, d).sum((1, 2)) + _kernel(ys, ys, d).sum((1, 2))
-        a -= (((xs * xs).sum(2) / d + 1) ** 3).sum(1) + (((ys * ys).sum(2) / d + 1) ** 3).sum(1)
-        out.append(a / (m - 1) - _kernel(xs, ys, d).sum((1, 2)) * 2 / m)
+        xs = a[torch.from_numpy(a_idx[s0:s0 + batch])]  # (B, m, d)
+        ys = xs if same else b[torch.from_numpy(b_idx[s0:s0 + batch])]
+        tot = _kernel(xs, ys, d).sum((1, 2))
+        if same:
+            tot -= (((xs * xs).sum(2) / d + 1) ** 3).sum(1)
+        out.append(tot)
     return torch.cat(out)
 
 
-def route(n_real: int, n_fake: int, num_subsets: int, m: int, d: int) -> str:
-    """``"full"`` or ``"subsets"``: the cheaper in multiply-adds, with the subsets route's
-    gathers and smaller products counted at twice the price (measured on 2 CPU cores)."""
+def _block(a: Any, b: Any, a_idx: np.ndarray, b_idx: np.ndarray, same: bool, how: str) -> Any:
+    if how == "full":
+        ia = _indicator(a_idx, len(a))
+        return _full_sums(a, b, ia, ia if same else _indicator(b_idx, len(b)), same)
+    return _subset_sums(a, b, a_idx, b_idx, same)
 
-    full = (n_fake * n_fake + n_real * n_real + n_fake * n_real) * (2 * d + 2 * num_subsets + 4)
-    subsets = 3 * num_subsets * m * m * (2 * d + 4) * 2
+
+def block_route(n_a: int, n_b: int, num_subsets: int, m: int, d: int) -> str:
+    """``"full"`` or ``"subsets"`` for one block of pairs (sets of ``n_a`` and ``n_b`` rows):
+    the cheaper in multiply-adds, the subsets route's gathers and smaller products counted at
+    twice the price (measured on 2 CPU cores)."""
+
+    full = n_a * n_b * (2 * d + 2 * num_subsets + 4)
+    subsets = num_subsets * m * m * (2 * d + 4) * 2
     return "full" if full <= subsets else "subsets"
+
+
+def routes(n_real: int, n_fake: int, num_subsets: int, m: int, d: int) -> dict[str, str]:
+    """The route of each block: generated-generated, real-real and generated-real pairs (at
+    n = 10,000 generated against the 1,797 digits, only the first takes the subset loop)."""
+
+    return {"fake-fake": block_route(n_fake, n_fake, num_subsets, m, d),
+            "real-real": block_route(n_real, n_real, num_subsets, m, d),
+            "fake-real": block_route(n_fake, n_real, num_subsets, m, d)}
 
 
 def kid(real_feats: Any, fake_feats: Any, *, num_subsets: int = 100,
         max_subset_size: int = 1000, seed: int = 0, how: str | None = None) -> float:
     """KID as ``cleanfid.fid.kernel_distance(real, fake, num_subsets, max_subset_size)`` after
     ``np.random.seed(seed)``, in float64; numpy's global generator is not used or changed.
-    ``how`` forces a route (``"full"``, ``"subsets"``), for tests and benchmarks."""
+    ``how`` forces one route for every block (``"full"``, ``"subsets"``), for tests and
+    benchmarks; by default each block takes the cheaper (:func:`routes`)."""
 
     import torch
 
@@ -127,10 +142,14 @@ def kid(real_feats: Any, fake_feats: Any, *, num_subsets: int = 100,
                           where="metric kid", fix="compare features from the same feature net.")
     fake_idx, real_idx = subset_indices(len(real), len(fake), num_subsets, max_subset_size, seed)
     m, d = fake_idx.shape[1], real.shape[1]
-    how = how or route(len(real), len(fake), num_subsets, m, d)
-    if how not in ("full", "subsets"):
+    if how not in (None, "full", "subsets"):
         raise ValueError(f"unknown KID route {how!r}")
+    way = dict.fromkeys(("fake-fake", "real-real", "fake-real"), how) if how else \
+        routes(len(real), len(fake), num_subsets, m, d)
     x, y = torch.from_numpy(fake), torch.from_numpy(real)
     with torch.no_grad():
-        per_subset = (_full if how == "full" else _subsets)(x, y, fake_idx, real_idx)
+        same = (_block(x, x, fake_idx, fake_idx, True, way["fake-fake"])
+                + _block(y, y, real_idx, real_idx, True, way["real-real"]))
+        cross = _block(x, y, fake_idx, real_idx, False, way["fake-real"])
+        per_subset = same / (m - 1) - cross * 2 / m
     return float(per_subset.sum()) / num_subsets / m
