@@ -64,8 +64,6 @@ def test_ctrl_c_while_starting_is_one_line_and_imports_no_torch():
     assert "Traceback" not in out["stderr"]
 
 
-@pytest.mark.xfail(reason="core/cli/eval_cmd.py imports gantk.sample.viz (and so torch) at "
-                          "module level; moving that import into `gantk plot` fixes it", strict=False)
 def test_gantk_help_imports_no_torch():
     out = _fresh("import sys\nsys.argv = ['gantk', '--help']\nfrom gantk.cli.entry import main\n"
                  "try:\n    main()\nexcept SystemExit as e:\n    out = {'rc': e.code}")

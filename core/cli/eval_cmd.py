@@ -18,7 +18,6 @@ from typing import Any
 
 from ..base.errors import GantkError
 from ..base.safeio import read_jsonl as _read_jsonl
-from ..sample.viz import save_figure
 
 
 class RunFileError(GantkError):
@@ -222,6 +221,8 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
+    from ..sample.viz import save_figure  # torch: only when a figure is drawn
+
     return save_figure(fig, path, title or "training losses")
 
 
@@ -311,6 +312,8 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str = "", *,
         table.auto_set_font_size(False)
         table.set_fontsize(7)
         table.auto_set_column_width(list(range(4)))
+    from ..sample.viz import save_figure  # torch: only when a figure is drawn
+
     return save_figure(fig, path, title or "evaluation scores"), sorted(lines), len(singles)
 
 
