@@ -1,6 +1,6 @@
 """The ``gantk`` command line.
 
-    gantk list-plugins [--json]              every installed component, broken plugins included
+    gantk list-plugins [--json] [--wide]     every installed component, broken plugins included
     gantk show NAME                          a component's options, types, defaults
     gantk check STACK.toml [--set k=v]       validate and print the resolved stack
     gantk train STACK.toml --out RUN_DIR     train (resumes when RUN_DIR has checkpoints)
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list-plugins", parents=[common], help="list installed components")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--wide", action="store_true",
+                   help="every column (plugin, version, paper) and whole summaries")
     p.set_defaults(func=cmd_list_plugins)
 
     p = sub.add_parser("show", parents=[common], help="show a component's options")
