@@ -20,8 +20,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gantk.sweeping.report import effect, p_text, verdict_text
-from gantk.sweeping.verdicts import run_curves, trend_meaning, trends, verdicts
+from gantk.sweeping.report import verdict_table
+from gantk.sweeping.summary import run_curves
+from gantk.sweeping.verdicts import trend_meaning, trends, verdicts
 
 TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank",
               "permutation": "sign-flip permutation"}
@@ -106,12 +107,7 @@ def main() -> None:
              f"Baseline {baseline}; {TEST_NAMES[args.test]} test on the per-seed paired "
              f"differences, 95% CI (unadjusted), p Holm-corrected within the primary family "
              f"({', '.join(args.primary) or 'none'} x cells) and the secondary family.", "",
-             "| cell | key | n | Δ [CI] | p | p (Holm) | k/n | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
-    for v in found:
-        key = f"**{v['metric']}**" if v["primary"] else v["metric"]
-        lines.append(f"| {v['cell']} | {key} | {v['n']} | {effect(v)} | {p_text(v['p'])} | "
-                     f"{p_text(v['p_adj'])} | {v['k_better']}/{v['n']} | {verdict_text(v)} |")
+             *verdict_table(found)]
     for key, c in conv.items():
         lines += ["", f"Baseline convergence, {key}: {c['sentence']}: "
                       f"{trend_meaning(c['status'])}"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gantk.sweeping.report import write_markdown
-from gantk.sweeping.summary import curves, final_scores, mean_std, summarize
-from gantk.sweeping.verdicts import run_curves, trends, verdicts
+from gantk.sweeping.summary import curves, final_scores, mean_std, run_curves, summarize
+from gantk.sweeping.verdicts import trends, verdicts
 from gantk.sweeping.sweeps import ERROR_FILE, RESULT_FILE, Sweep, SweepError
 
 RING = {

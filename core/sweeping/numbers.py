@@ -41,8 +41,18 @@ def fmt_ci(lo: float, hi: float) -> str:
     return f" [{fmt(lo, True)}, {fmt(hi, True)}]" if math.isfinite(lo) else ""
 
 
-def fmt_p(p: float) -> str:
-    return "n/a" if not math.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.2g}")
+def near_alpha(p: float, alpha: float) -> bool:
+    """Whether p is close enough to alpha that two significant digits could round it onto alpha
+    (0.0497 -> "0.05"): printed with three then."""
+    return 0.9 * alpha <= p < 1.1 * alpha
+
+
+def fmt_p(p: float, alpha: float = 0.05) -> str:
+    if not math.isfinite(p):
+        return "n/a"
+    if p < 0.001:
+        return "< 0.001"
+    return f"= {p:.3g}" if near_alpha(p, alpha) else f"= {p:.2g}"
 
 
 def all_equal(d: np.ndarray) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..base.safeio import atomic_write
 from .summary import Summary
+from .numbers import near_alpha
 from .verdicts import fmt_num, trend_meaning
 
 ARROWS = {"min": "lower is better", "max": "higher is better"}
@@ -49,13 +50,13 @@ def effect(v: dict[str, Any]) -> str:
 
 
 def p_text(p: float | None, alpha: float = 0.05) -> str:
-    """Two significant digits, three near ``alpha`` so that a p just under it never reads as
-    alpha itself (0.0497 -> 0.0497, not 0.05)."""
+    """Two significant digits, three near ``alpha`` (:func:`gantk.sweeping.numbers.near_alpha`),
+    so that a p just under it never reads as alpha itself."""
     if p is None:
         return "n/a"
     if p < 0.001:
         return "<0.001"
-    if 0.9 * alpha <= p < 1.1 * alpha:
+    if near_alpha(p, alpha):
         return f"{p:.3g}"
     return f"{p:.2g}" if p < 0.095 else f"{p:.2f}"
 
@@ -67,6 +68,17 @@ def verdict_text(v: dict[str, Any], short: bool = False) -> str:
         word += (f" (MDE {fmt_num(mde, mde / 10)})" if mde else
                  " (MDE n/a)" if short else "")
     return word
+
+
+def verdict_table(verdicts: list[dict[str, Any]]) -> list[str]:
+    """The markdown table of verdicts (primary keys in bold), as summary.md shows it."""
+    lines = ["| cell | key | n | Δ [CI] | p | p (Holm) | k/n | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        key = f"**{v['metric']}**" if v["primary"] else v["metric"]
+        lines.append(f"| {v['cell']} | {key} | {v['n']} | {effect(v)} | {p_text(v['p'])} | "
+                     f"{p_text(v['p_adj'])} | {v['k_better']}/{v['n']} | {verdict_text(v)} |")
+    return lines
 
 
 def legend(s: Summary) -> list[str]:
@@ -97,12 +109,7 @@ def write_markdown(s: Summary, path: Path) -> Path:
             lines.append(f"- {c.cell}: {c.shared}")
     lines += [f"- **Warning:** {note}" for note in s.notes]
     lines += ["", "## Verdicts", ""] + legend(s) + [""]
-    lines += ["| cell | key | n | Δ [CI] | p | p (Holm) | k/n | verdict |",
-              "|---|---|---|---|---|---|---|---|"]
-    for v in s.verdicts:
-        key = f"**{v['metric']}**" if v["primary"] else v["metric"]
-        lines.append(f"| {v['cell']} | {key} | {v['n']} | {effect(v)} | {p_text(v['p'])} | "
-                     f"{p_text(v['p_adj'])} | {v['k_better']}/{v['n']} | {verdict_text(v)} |")
+    lines += verdict_table(s.verdicts)
     lines += ["", "## Means over seeds", "", "| cell | n | " + " | ".join(s.keys) + " |",
               "|---|---|" + "---|" * len(s.keys)]
     for c in s.cells:

@@ -228,9 +228,9 @@ class Comparison:
         ci = fmt_ci(self.ci_low, self.ci_high)
         text = f"{self.verdict}: {fmt(self.mean, True)}{ci}, {self.test}, n = {self.n}"
         if math.isfinite(self.p):
-            text += f", p {fmt_p(self.p)}"
+            text += f", p {fmt_p(self.p, self.alpha)}"
             if math.isfinite(self.p_adj):
-                text += f" (Holm {fmt_p(self.p_adj).removeprefix('= ')})"
+                text += f" (Holm {fmt_p(self.p_adj, self.alpha).removeprefix('= ')})"
         if self.verdict == "too few seeds":
             text += f"; a verdict needs >= {MIN_SEEDS} paired seeds"
         elif self.verdict == "no difference detected":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -168,31 +169,48 @@ def final_scores(s: Summary) -> dict[str, dict[str, dict[int, float]]]:
             for c in s.cells}
 
 
-def curves(cells: list[str], seeds: list[int], evals: list[dict[str, Any]], keys: list[str]
-           ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Mean +- std over seeds at every evaluated training step, per cell and score key, from
-    ``{"cell", "seed", "records": [{"step": ..., key: ...}, ...]}`` (a step evaluated twice in
-    one run counts with its last record)."""
+#: per_run[cell][key][seed][step] = one in-training evaluation
+Curves = dict[str, dict[str, dict[int, dict[int, float]]]]
 
-    per: dict[str, dict[str, dict[int, dict[int, float]]]] = {}
+
+def run_curves(evals: list[dict[str, Any]], keys: Sequence[str]) -> Curves:
+    """``{"cell", "seed", "records": [{"step": ..., key: ...}, ...]}`` (each run's in-training
+    evaluations) -> per-run curves (a step evaluated twice in one run counts with its last
+    record)."""
+
+    out: Curves = {}
     for ev in evals:
         for rec in ev["records"]:
             step = rec.get("step")
-            if not isinstance(step, (int, float)):
+            if not isinstance(step, (int, float)) or isinstance(step, bool):
                 continue
             for k in keys:
                 v = rec.get(k)
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    per.setdefault(ev["cell"], {}).setdefault(k, {}).setdefault(
-                        int(step), {})[ev["seed"]] = float(v)
+                    out.setdefault(ev["cell"], {}).setdefault(k, {}).setdefault(
+                        ev["seed"], {})[int(step)] = float(v)
+    return out
+
+
+def curve_points(per_run: Curves, cells: list[str], seeds: list[int]
+                 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Mean +- std over the seeds that reached each evaluated step, per cell and score key."""
+
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for cell in cells:
-        for k, by_step in per.get(cell, {}).items():
+        for k, by_seed in per_run.get(cell, {}).items():
             points = []
-            for step in sorted(by_step):
-                vals = [by_step[step][sd] for sd in seeds if sd in by_step[step]]
+            for step in sorted({st for curve in by_seed.values() for st in curve}):
+                vals = [by_seed[sd][step] for sd in seeds if step in by_seed.get(sd, {})]
                 m, sd_ = mean_std(vals)
                 points.append({"step": step, "mean": m, "std": sd_, "n": len(vals),
                                "values": vals})
             out.setdefault(cell, {})[k] = points
     return out
+
+
+def curves(cells: list[str], seeds: list[int], evals: list[dict[str, Any]], keys: list[str]
+           ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """:func:`curve_points` of the runs' evaluation records (:func:`run_curves`)."""
+
+    return curve_points(run_curves(evals, keys), cells, seeds)

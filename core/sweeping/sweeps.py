@@ -38,9 +38,9 @@ from .jobs import (_eval_at_step, _steps_apart, check_same_settings, extend, in_
                    job_settings, load_run, load_train_run, write_job)
 from ..metrics.scores import directions as metric_directions
 from .report import write_all
-from .summary import Summary, curves, final_scores, summarize
+from .summary import Summary, curve_points, final_scores, run_curves, summarize
 from .sweepfile import Cell, EvalSpec, Run, StatsSpec, SweepSpec, _axis_values, slug
-from .verdicts import FINAL, last_k_label, run_curves, trends, verdicts
+from .verdicts import FINAL, last_k_label, trends, verdicts
 
 # What ``gantk.sweeps`` (this module's old name) offered, kept importable from here.
 __all__ = [
@@ -327,8 +327,8 @@ class Sweep:
         trains = [c.name for c in plan if not c.trained_in]
         evals = [{"cell": r.cell, "seed": r.seed, "records": in_training_evals(r.dir)}
                  for r in runs if r.cell in trains]
-        summary.curves = curves(trains, list(self.spec.seeds), evals, list(directions))
         per_run = run_curves(evals, list(directions))
+        summary.curves = curve_points(per_run, trains, list(self.spec.seeds))
         st = self.spec.stats
         summary.convergence = trends(per_run, self.baseline, directions, alpha=st.alpha,
                                      up_to=step)  # with --step N: converged by step N?

@@ -24,34 +24,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .stats import Trend, analyze, last_k_mean, trend
+from .summary import Curves
 
 FINAL = "final evaluation"
 
 
 def last_k_label(k: int) -> str:
     return f"mean of the last {k} in-training evaluations"
-
-
-#: per_run[cell][key][seed][step] = one in-training evaluation
-Curves = dict[str, dict[str, dict[int, dict[int, float]]]]
-
-
-def run_curves(evals: list[dict[str, Any]], keys: Sequence[str]) -> Curves:
-    """``{"cell", "seed", "records"}`` (each run's in-training evaluations) -> per-run curves (a
-    step evaluated twice in one run counts with its last record)."""
-
-    out: Curves = {}
-    for ev in evals:
-        for rec in ev["records"]:
-            step = rec.get("step")
-            if not isinstance(step, (int, float)) or isinstance(step, bool):
-                continue
-            for k in keys:
-                v = rec.get(k)
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    out.setdefault(ev["cell"], {}).setdefault(k, {}).setdefault(
-                        ev["seed"], {})[int(step)] = float(v)
-    return out
 
 
 def last_k_scores(curves: Curves, k: int) -> dict[str, dict[str, dict[int, float]]]:

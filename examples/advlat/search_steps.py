@@ -28,8 +28,8 @@ import torch
 
 from gantk import Pipeline
 from gantk.sweeping.report import effect, p_text, verdict_text
-from gantk.sweeping.summary import curves, mean_std
-from gantk.sweeping.verdicts import run_curves, trend_meaning, trends, verdicts
+from gantk.sweeping.summary import curve_points, mean_std, run_curves
+from gantk.sweeping.verdicts import trend_meaning, trends, verdicts
 from gantk.sweeping.sweeps import in_training_evals
 from gantk.sample.viz import save_grid
 
@@ -113,8 +113,9 @@ def main() -> None:
     evals = [{"cell": "G", "seed": s, "records": [
         r for r in in_training_evals(out / f"seed_{s}") if r.get("step", 0) <= args.steps]}
         for s in args.seeds]
-    curve = curves(["G"], args.seeds, evals, ["fid"]).get("G", {}).get("fid", [])
-    conv = trends(run_curves(evals, ["fid"]), "G", {"fid": "min"}).get("fid", {})
+    per_run = run_curves(evals, ["fid"])
+    curve = curve_points(per_run, ["G"], args.seeds).get("G", {}).get("fid", [])
+    conv = trends(per_run, "G", {"fid": "min"}).get("fid", {})
     if conv:
         print(f"convergence of the generator (in-training FID, n = 2000): {conv['sentence']}: "
               f"{trend_meaning(conv['status'])}")
