@@ -13,12 +13,21 @@ from ..base.interfaces import DataInfo
 from ..base.safeio import atomic_path
 
 
-def save_grid(x: Tensor, path: str | Path, *, nrow: int | None = None, padding: int = 1) -> Path:
-    """Images in [-1, 1] (N, C, H, W) -> one PNG grid."""
+def save_grid(x: Tensor, path: str | Path, *, nrow: int | None = None, padding: int = 1,
+              min_side: int = 0) -> Path:
+    """Images in [-1, 1] (N, C, H, W) -> one PNG grid.
+
+    ``min_side``: enlarge each image by an integer factor (nearest neighbour, so every generated
+    pixel stays a visible square) until its shorter side is at least this many pixels; a 16 px
+    sample saved alone is otherwise too small to look at.
+    """
     from torchvision.utils import save_image
 
     path = Path(path)
     x = x.detach().float().cpu()
+    factor = max(1, math.ceil(min_side / min(x.shape[-2:]))) if min_side else 1
+    if factor > 1:
+        x = torch.nn.functional.interpolate(x, scale_factor=factor, mode="nearest")
     nrow = nrow or max(1, int(math.ceil(math.sqrt(len(x)))))
     with atomic_path(path) as tmp:
         save_image((x.clamp(-1, 1) + 1) / 2, str(tmp), nrow=nrow, padding=padding, format="png")
@@ -36,13 +45,17 @@ def save_scatter(points: Tensor, path: str | Path, *, info: DataInfo | None = No
     path = Path(path)
     pts = points.detach().float().cpu().reshape(len(points), -1)[:, :2]
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
-    if real is not None:
-        r = real.detach().float().cpu()[:, :2]
-        ax.scatter(r[:, 0], r[:, 1], s=2, c="#bbbbbb", label="real", rasterized=True)
-    ax.scatter(pts[:, 0], pts[:, 1], s=3, c="#1f77b4", alpha=0.6, label="generated", rasterized=True)
+    # generated points first, then the mode centres as hollow rings and the real points on top:
+    # the real mixtures are far narrower than a marker, so anything drawn over them hides them
+    ax.scatter(pts[:, 0], pts[:, 1], s=3, c="#1f77b4", alpha=0.5, label="generated", rasterized=True,
+               zorder=1)
     if info is not None and info.modes is not None:
         m = info.modes.cpu()
-        ax.scatter(m[:, 0], m[:, 1], s=40, marker="x", c="#d62728", label="modes")
+        ax.scatter(m[:, 0], m[:, 1], s=90, marker="o", facecolors="none", edgecolors="#d62728",
+                   linewidths=1.0, label="mode centre", zorder=2)
+    if real is not None:
+        r = real.detach().float().cpu()[:, :2]
+        ax.scatter(r[:, 0], r[:, 1], s=4, c="#2ca02c", label="real sample", rasterized=True, zorder=3)
     if info is not None:
         lo, hi = info.value_range
         ax.set_xlim(lo, hi)
@@ -64,7 +77,7 @@ def save_samples(x: Tensor, path: str | Path, *, info: DataInfo, real: Tensor | 
                  title: str = "") -> Path:
     if info.kind == "points":
         return save_scatter(x, path, info=info, real=real, title=title)
-    return save_grid(x, path)
+    return save_grid(x, path, min_side=32)  # 16 px training samples drawn at 2x
 
 
 def save_tensor_file(x: Tensor, path: str | Path, *, y: Tensor | None = None,
