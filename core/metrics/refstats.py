@@ -89,12 +89,27 @@ def subset_indices(total: int, count: int | None, seed: int) -> np.ndarray:
 
 
 def rows_of(x: Any, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """The rows ``idx`` of a tensor, or of a decoded-on-access data set (uint8 -> [-1, 1])."""
+    """The rows ``idx`` of a tensor or of a decoded-on-access data set, uint8 -> [-1, 1]."""
 
     if isinstance(x, torch.Tensor):
-        return x[torch.as_tensor(idx, dtype=torch.long)]
-    out = torch.stack([x[int(i)] for i in idx])
+        out = x[torch.as_tensor(idx, dtype=torch.long)]
+    else:
+        out = torch.stack([x[int(i)] for i in idx])
     return out.float() / 127.5 - 1 if out.dtype == torch.uint8 else out
+
+
+class Rows:
+    """The rows ``idx`` of ``x``, fetched a slice at a time (``rows[i:j]``), so a large folder is
+    never decoded whole."""
+
+    def __init__(self, x: Any, idx: np.ndarray) -> None:
+        self.x, self.idx = x, np.asarray(idx, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, part: slice) -> torch.Tensor:
+        return rows_of(self.x, self.idx[part])
 
 
 def reference_key(source: str, nets: dict[str, Any]) -> str:
@@ -145,12 +160,12 @@ def _features(arrays: dict[str, np.ndarray], rows: np.ndarray, space: str,
 
 
 def reference_features(x: Any, nets: dict[str, Any],
-                       extract: Callable[[torch.Tensor | Any], FeatureSet], *,
+                       extract: Callable[[Rows], FeatureSet], *,
                        indices: np.ndarray | None = None, cache: bool = True,
                        describe: dict[str, Any] | None = None, source: str | None = None,
                        warn: Callable[[str], None] | None = None) -> tuple[FeatureSet, str]:
     """Features of the rows ``indices`` (default all) of the reference data ``x``: from the cache,
-    or by ``extract(rows)`` for the rows it lacks (``rows`` from :func:`rows_of`), which are then
+    or by ``extract(rows)`` for the rows it lacks (``rows``: :class:`Rows`, sliced in batches), then
     stored with the rest. Returns the features (in ``indices`` order) and ``"hit"``,
     ``"extended"``, ``"stored"``, ``"recomputed"`` (a damaged file, reported through ``warn``)
     or ``"off"``. ``source`` overrides :func:`source_digest` as the data's identity."""
@@ -158,7 +173,7 @@ def reference_features(x: Any, nets: dict[str, Any],
     total = len(x)
     idx = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
     if not cache or not nets or not all(getattr(n, "cacheable", True) for n in nets.values()):
-        return extract(rows_of(x, idx)), "off"
+        return extract(Rows(x, idx)), "off"
     warn = warn or _stderr_line
     path = cache_dir() / f"{reference_key(source or source_digest(x), nets)}.npz"
     keys = set(nets)
@@ -174,7 +189,7 @@ def reference_features(x: Any, nets: dict[str, Any],
     if len(missing) == 0:
         return _features(arrays, np.searchsorted(have, idx), meta.get("space", ""),
                          meta.get("probs_space", "")), "hit"
-    new = extract(rows_of(x, missing))
+    new = extract(Rows(x, missing))
     merged = np.concatenate([have, missing])
     order = np.argsort(merged, kind="stable")
     new_arrays = {}
