@@ -45,6 +45,7 @@ def _shared(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the features of folders and data sets instead of caching them")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -132,26 +133,40 @@ def _net(sources: list[Any], args: argparse.Namespace) -> tuple[Any, str | None]
 
 def _stats(src: Any, net: Any, args: argparse.Namespace, has_run: bool) -> dict[str, Any]:
     """mu, sigma, n and how the features were had, for one side."""
+    from ..metrics.evaluate import progress_bar
+
+    if src.kind == "stats":
+        return {"mu": src.mu, "sigma": src.sigma, "n": src.meta.get("n"), "cache": "file"}
+    total = (args.n or DEFAULT_N) if src.kind == "run" else _count(src, args, has_run)
+    with progress_bar(not args.no_progress, total) as bar:
+        return _side_stats(src, net, args, has_run, bar)
+
+
+def _count(src: Any, args: argparse.Namespace, has_run: bool) -> int | None:
+    count = args.n_real if args.n_real is not None else (None if has_run else args.n)
+    return len(src.x) if count is None else min(count, len(src.x))
+
+
+def _side_stats(src: Any, net: Any, args: argparse.Namespace, has_run: bool,
+                bar: Any) -> dict[str, Any]:
     import torch
 
     from ..metrics.evaluate import extract
     from ..metrics.fid_inputs import source_features, stats_of
 
-    if src.kind == "stats":
-        return {"mu": src.mu, "sigma": src.sigma, "n": src.meta.get("n"), "cache": "file"}
     if src.kind == "run":
         n = args.n or DEFAULT_N
         pipe = src.pipeline
         cuda = [pipe.device] if torch.device(pipe.device).type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(args.seed)
-            feats = extract(pipe.sample_batches(n, batch_size=args.batch_size),
-                            {"embedding": net})
+            feats = extract(bar(pipe.sample_batches(n, batch_size=args.batch_size),
+                                f"generate + features ({src.label})"), {"embedding": net})
         mu, sigma = stats_of(feats)
         return {"mu": mu, "sigma": sigma, "n": n, "cache": "generated", "step": pipe.step}
-    count = args.n_real if args.n_real is not None else (None if has_run else args.n)
-    feats, cached = source_features(src, net, count=count, seed=args.seed,
-                                    batch_size=args.batch_size, cache=not args.no_cache)
+    feats, cached = source_features(src, net, count=_count(src, args, has_run), seed=args.seed,
+                                    batch_size=args.batch_size, cache=not args.no_cache,
+                                    wrap=lambda it, label: bar(it, f"features ({label})"))
     mu, sigma = stats_of(feats)
     return {"mu": mu, "sigma": sigma, "n": len(feats), "cache": cached}
 

@@ -157,7 +157,7 @@ def reference_data(pipeline: Any, ref: str = "train") -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Any]:
+def progress_bar(enabled: bool, total: int) -> Iterator[Any]:
     """A rich bar on stderr over every batch evaluate processes (no-op when disabled)."""
 
     if not enabled:
@@ -229,7 +229,7 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
     ref_x = reference_data(pipeline, ref)
     real_idx = subset_indices(len(ref_x), n_real or n, seed or 0)
     real_nets = {k: v for k, v in nets.items() if k in real_needs}
-    with rng, _progress_bar(progress, (len(real_idx) if real_nets else 0) + n) as bar:
+    with rng, progress_bar(progress, (len(real_idx) if real_nets else 0) + n) as bar:
         if seed is not None:
             torch.manual_seed(seed)
         world = getattr(pipeline, "world", None)

@@ -187,9 +187,9 @@ def open_source(text: str, registry: Any, *, resolution: int | None = None,
 
 
 def source_features(src: Source, net: Any, *, count: int | None, seed: int, batch_size: int,
-                    cache: bool = True) -> tuple[FeatureSet, str]:
+                    cache: bool = True, wrap: Any = None) -> tuple[FeatureSet, str]:
     """``net``'s embedding of ``count`` images of a folder or data set (all when None), a seeded
-    subset otherwise, through the reference cache."""
+    subset otherwise, through the reference cache; ``wrap(batches, label)`` may show progress."""
 
     from .evaluate import extract
     from .refstats import reference_features, subset_indices
@@ -198,7 +198,8 @@ def source_features(src: Source, net: Any, *, count: int | None, seed: int, batc
     nets = {"embedding": net}
 
     def run(rows: Any) -> FeatureSet:
-        return extract((rows[i:i + batch_size] for i in range(0, len(rows), batch_size)), nets)
+        batches = (rows[i:i + batch_size] for i in range(0, len(rows), batch_size))
+        return extract(wrap(batches, src.label) if wrap else batches, nets)
 
     return reference_features(src.x, nets, run, indices=idx, cache=cache,
                               describe={"data": src.label})
