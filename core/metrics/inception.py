@@ -144,11 +144,15 @@ def _read_verified(path: Path) -> bytes:
     return data
 
 
+class _NoAnswer(Exception):
+    """One address did not deliver the file."""
+
+
 def download_weights(dest: Path, *, progress: bool = True) -> Path:
     """Fetch the file into ``dest`` from the first of :data:`INCEPTION_URLS` that answers; it is
     written beside ``dest`` and renamed into place only once its SHA-256 matches."""
 
-    from ..base.safeio import ensure_dir
+    from ..base.safeio import atomic_path, ensure_dir
 
     if os.environ.get(ENV_OFFLINE, "").strip() not in ("", "0"):
         raise MetricError(f"the Inception weights are not on disk and ${ENV_OFFLINE} forbids "
@@ -158,22 +162,22 @@ def download_weights(dest: Path, *, progress: bool = True) -> Path:
     except Exception as exc:  # a RunDirError paragraph about the folder
         raise MetricError(f"cannot create the folder for the Inception weights ({exc})",
                           where=str(dest.parent), fix=missing_inception_fix()) from None
-    tmp = dest.with_name(f".{dest.name}.download")
     failures = []
     for url in INCEPTION_URLS:
-        try:
-            torch.hub.download_url_to_file(url, str(tmp), progress=progress)
-        except Exception as exc:  # URLError, HTTPError, timeouts: try the next address
-            failures.append(f"{url}: {type(exc).__name__}: {exc}"[:300])
-            tmp.unlink(missing_ok=True)
+        try:  # a temporary file beside dest, renamed over it only if the block ends cleanly
+            with atomic_path(dest) as tmp:
+                try:
+                    torch.hub.download_url_to_file(url, str(tmp), progress=progress)
+                except Exception as exc:  # URLError, HTTPError, timeouts: the next address
+                    raise _NoAnswer(f"{url}: {type(exc).__name__}: {exc}"[:300]) from None
+                digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+                if digest != INCEPTION_SHA256:
+                    raise MetricError(f"the file downloaded from {url} has SHA-256 {digest}, not "
+                                      f"the pinned {INCEPTION_SHA256}; it was deleted and not "
+                                      "loaded", where=str(dest), fix=missing_inception_fix())
+        except _NoAnswer as why:
+            failures.append(str(why))
             continue
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        if digest != INCEPTION_SHA256:
-            tmp.unlink(missing_ok=True)
-            raise MetricError(f"the file downloaded from {url} has SHA-256 {digest}, not the "
-                              f"pinned {INCEPTION_SHA256}; it was deleted and not loaded",
-                              where=str(dest), fix=missing_inception_fix())
-        os.replace(tmp, dest)
         return dest
     raise MetricError(f"the Inception weights file {INCEPTION_FILE} is not on disk and could not "
                       f"be downloaded ({'; '.join(failures)})", where=str(dest),
