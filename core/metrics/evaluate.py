@@ -189,7 +189,8 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
     """Generate ``n`` samples (default: :func:`default_sample_count`) in batches and score them
     with ``metrics`` (default: :func:`default_metrics`). ``options`` gives metric options (``{"prdc": {"nearest_k": 3}}``),
     ``feature_net`` forces a space (``auto``/``inception``/``digits``/``raw``), ``inception`` is a
-    path to clean-fid's weights file, ``n_real`` caps the real subset (default ``n``), ``seed``
+    path to the Inception weights file or its folder (default: found or downloaded and verified,
+    :mod:`gantk.metrics.inception`), ``n_real`` caps the real subset (default ``n``), ``seed``
     makes the draw reproducible without touching the caller's RNG stream. ``ref`` picks the
     real split (``train``/``test``); the real set's features are cached (:mod:`gantk.refstats`)
     unless ``cache`` is False; ``progress`` shows a bar on stderr over the batches, then a line
