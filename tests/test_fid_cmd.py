@@ -207,3 +207,37 @@ def test_fid_defaults_to_the_inception_net_on_verified_weights(folders, cli, tmp
     net = inc.InceptionNet(named)
     assert result["feature_space"] == inc.INCEPTION_SPACE
     assert result["fid"] == pytest.approx(_fid_direct(net, _as_tensor(a), _as_tensor(b)), rel=1e-5)
+
+
+def test_a_changed_image_in_a_folder_is_not_served_from_the_cache(folders, cli):
+    import os
+
+    a, b = folders
+    first = json.loads(cli("fid", a, b, "--features", "mnist", "--json")[1])
+    assert json.loads(cli("fid", a, b, "--features", "mnist", "--json")[1])["cache_a"] == "hit"
+    _folder(a.parent / "other", 1, seed=9)
+    (a.parent / "other" / "000.png").replace(a / "000.png")  # same name, other pixels
+    st = os.stat(a / "000.png")
+    os.utime(a / "000.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = json.loads(cli("fid", a, b, "--features", "mnist", "--json")[1])
+    assert again["cache_a"] == "stored" and again["cache_b"] == "hit"
+    assert again["fid"] != first["fid"]
+
+
+def test_which_data_set_opens_a_path(tmp_path):
+    from gantk import get_plugin_manager
+    from gantk.metrics import fid_inputs as fi
+
+    registry = get_plugin_manager().registry
+    (tmp_path / "imgs").mkdir()
+    assert fi._path_dataset(tmp_path / "imgs", registry) == ("image_folder", "root")
+    assert fi._path_dataset(tmp_path / "faces.zip", registry) == ("image_folder", "root")
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "state.json").write_text("{}")
+    assert fi._path_kind(hf) == "hf"
+    expected = ("hf_dataset", "path") if "hf_dataset" in registry.names("dataset") \
+        else ("image_folder", "root")
+    assert fi._path_dataset(hf, registry) == expected
+    with pytest.raises(Exception, match="neither a folder of images nor an archive"):
+        fi._path_dataset(tmp_path / "notes.txt", registry)

@@ -183,7 +183,8 @@ def _line(src: Any, stats: dict[str, Any]) -> str:
     elif src.kind == "stats":
         what = f"statistics {src.label}" + (f" ({n:,} images)" if isinstance(n, int) else "")
     else:
-        what = f"{n:,} images of {src.label}"
+        unit = "points" if getattr(src.info, "kind", "image") == "points" else "images"
+        what = f"{n:,} {unit} of {src.label}"
     return f"{what}; {_CACHE_WORDS.get(stats['cache'], stats['cache'])}"
 
 

@@ -30,8 +30,14 @@ from ..base.errors import GantkError
 from .base import FeatureSet, MetricError
 from .fid import gaussian_stats
 
-#: which registered data set opens a path given to ``gantk fid``: (suffix or "dir", data set)
-PATH_DATASETS = (("dir", "image_folder"), (".zip", "image_folder"))
+#: which registered data set opens a path given to ``gantk fid``: (what the path is, data set, the
+#: option naming the path); "hf": a folder a HuggingFace ``datasets`` library wrote or reads
+PATH_DATASETS = (("hf", "hf_dataset", "path"), ("dir", "image_folder", "root"),
+                 (".zip", "image_folder", "root"))
+#: files that mark a folder written by ``datasets``' save_to_disk (a Dataset or a DatasetDict)
+HF_MARKERS = ("dataset_dict.json", "state.json")
+#: decoding side when a source's own image size cannot be read without decoding (HF data sets)
+FALLBACK_SIDE = 299
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 STATS_FORMAT = 1
 
@@ -49,6 +55,7 @@ class Source:
     sigma: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     pipeline: Any = None  # a run's Pipeline (set by the command line)
+    identity: str | None = None  # what the images' features depend on (cache key); None: bytes
 
     def describe(self) -> str:
         if self.kind == "stats":
@@ -137,16 +144,51 @@ def native_side(path: Path) -> int | None:
         return None
 
 
-def _path_dataset(path: Path) -> str:
-    kind = "dir" if path.is_dir() else path.suffix.lower()
-    for suffix, name in PATH_DATASETS:
-        if suffix == kind:
-            return name
+def _path_kind(path: Path) -> str:
+    if path.is_dir():
+        hf = any((path / m).is_file() for m in HF_MARKERS) or (
+            any(path.glob("*.parquet")) and not any(path.glob("*.png")))
+        return "hf" if hf else "dir"
+    return path.suffix.lower()
+
+
+def _path_dataset(path: Path, registry: Any) -> tuple[str, str]:
+    """(data set, option naming the path) that opens ``path``."""
+
+    kind = _path_kind(path)
+    names = set(registry.names("dataset"))
+    for what, name, option in PATH_DATASETS:
+        if what == kind and name in names:
+            return name, option
+    if kind == "hf":  # no HF data set installed: try it as a folder of images
+        return _path_dataset_dir()
     raise MetricError(f"{path} is neither a folder of images nor an archive gantk reads "
-                      f"({', '.join(s for s, _ in PATH_DATASETS if s != 'dir')}), a run or a "
-                      ".npz of statistics", where=str(path),
+                      f"({', '.join(sorted({w for w, _, _ in PATH_DATASETS} - {'dir', 'hf'}))}), "
+                      "a run or a .npz of statistics", where=str(path),
                       fix="give a folder of images, an image archive, a run directory, a "
                           "statistics .npz or a data set name.")
+
+
+def _path_dataset_dir() -> tuple[str, str]:
+    return next((name, option) for what, name, option in PATH_DATASETS if what == "dir")
+
+
+def path_identity(path: Path, settings: dict[str, Any]) -> str:
+    """What features of the images at ``path`` depend on, without reading them: every regular
+    file's relative path, size and modification time (the archive's, for a file), and the
+    decoding settings."""
+
+    import hashlib
+    import os
+
+    h = hashlib.sha256(json.dumps({"path": str(path.resolve()), **settings},
+                                  sort_keys=True, default=str).encode())
+    entries = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in entries:
+        st = os.stat(f)
+        h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|"
+                 f"{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def open_source(text: str, registry: Any, *, resolution: int | None = None,
@@ -157,12 +199,14 @@ def open_source(text: str, registry: Any, *, resolution: int | None = None,
     if path.suffix.lower() == ".npz":
         mu, sigma, meta = load_stats(path)
         return Source(str(path), "stats", mu=mu, sigma=sigma, meta=meta)
+    identity = None
     if path.exists():
-        name = _path_dataset(path)
-        side = resolution or native_side(path) or 32
+        name, option = _path_dataset(path, registry)
+        side = resolution or native_side(path) or FALLBACK_SIDE
         side = max(4, min(1024, side))
-        params = {"root": str(path), "resolution": side, "channels": 3, "in_memory": False}
+        params = {option: str(path), "resolution": side, "channels": 3, "in_memory": False}
         label = str(path)
+        identity = path_identity(path, {"data": name, **params})
     else:
         if text not in registry.names("dataset"):
             raise MetricError(f"{text!r} is not a file, a folder or a data set name",
@@ -180,7 +224,8 @@ def open_source(text: str, registry: Any, *, resolution: int | None = None,
     if len(x) < 2:
         raise MetricError(f"{label} holds {len(x)} image(s); FID needs at least 2",
                           where=label, fix="add images.")
-    return Source(label, "images", x=x, info=info, data_name=None if path.exists() else name)
+    return Source(label, "images", x=x, info=info, data_name=None if path.exists() else name,
+                  identity=identity)
 
 
 # ---------------------------------------------------------------------------- features, stats
@@ -202,7 +247,7 @@ def source_features(src: Source, net: Any, *, count: int | None, seed: int, batc
         return extract(wrap(batches, src.label) if wrap else batches, nets)
 
     return reference_features(src.x, nets, run, indices=idx, cache=cache,
-                              describe={"data": src.label})
+                              describe={"data": src.label}, source=src.identity)
 
 
 def stats_of(feats: FeatureSet) -> tuple[np.ndarray, np.ndarray]:

@@ -175,7 +175,11 @@ def reference_features(x: Any, nets: dict[str, Any],
     if not cache or not nets or not all(getattr(n, "cacheable", True) for n in nets.values()):
         return extract(Rows(x, idx)), "off"
     warn = warn or _stderr_line
-    path = cache_dir() / f"{reference_key(source or source_digest(x), nets)}.npz"
+    try:
+        identity = source or source_digest(x)
+    except (TypeError, OSError):  # data that cannot be identified without reading it all
+        return extract(Rows(x, idx)), "off"
+    path = cache_dir() / f"{reference_key(identity, nets)}.npz"
     keys = set(nets)
     have, arrays, meta, status = np.zeros(0, np.int64), {}, {}, "stored"
     if path.exists():
