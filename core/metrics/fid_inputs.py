@@ -7,8 +7,9 @@ layer that may load a run).
   ``allow_pickle=False``; gantk's own carry a ``meta`` record naming their feature space, which
   must be the space of the comparison;
 * an existing folder or file: opened by the data layer as images (:data:`PATH_DATASETS` says
-  which data set opens which path), at the images' own size (the first image's shorter side,
-  ``--resolution`` to choose), centre-cropped to a square as training crops them;
+  which data set opens which path: image folders and zip archives, folders of a HuggingFace data
+  set), at the images' own size (the first image's shorter side, ``--resolution`` to choose),
+  centre-cropped to a square as training crops them;
 * otherwise a data set name of the registry (``mnist5k``, ``digits``, ``cifar10``...) with its
   default options or ``--data-set KEY=VALUE``.
 
@@ -127,6 +128,8 @@ def native_side(path: Path) -> int | None:
     from PIL import Image
 
     try:
+        if path.is_dir() and _path_kind(path) == "hf":
+            return _hf_side(path)
         if path.is_dir():
             first = next(iter(sorted(f for f in path.rglob("*")
                                      if f.suffix.lower() in _IMAGE_EXT and f.is_file())), None)
@@ -142,6 +145,18 @@ def native_side(path: Path) -> int | None:
                 return min(im.size)
     except Exception:  # the data layer reports unreadable files with their path
         return None
+
+
+def _hf_side(path: Path) -> int | None:
+    """The shorter side of the first image of a folder ``datasets.save_to_disk`` wrote."""
+
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    column = next((c for c, f in ds.features.items() if isinstance(f, datasets.Image)), None)
+    return min(ds[0][column].size) if column and len(ds) else None
 
 
 def _path_kind(path: Path) -> str:
