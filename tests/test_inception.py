@@ -215,3 +215,21 @@ def test_no_torchscript_anywhere_in_gantk():
     sources = [p for d in ("core", "plugins") for p in (ROOT / d).rglob("*.py")]
     pattern = re.compile(r"torch\.jit|inception_torchscript|InceptionV3W")
     assert sources and not [str(p) for p in sources if pattern.search(p.read_text())]
+
+
+def test_an_evaluation_can_fetch_its_weights_before_it_is_due(fake, tmp_path, monkeypatch):
+    """For train.eval_every: known at the start of training, not at the first evaluation."""
+    from gantk.base.interfaces import DataInfo
+    from gantk.metrics.evaluate import prepare_evaluation
+
+    folder, digits = DataInfo(shape=(3, 32, 32)), DataInfo(shape=(1, 8, 8))
+    points = DataInfo(shape=(2,), kind="points")
+    assert prepare_evaluation(points, "ring", ["prdc"]) is None
+    assert prepare_evaluation(digits, "digits", ["fid", "modes"]) is None  # the shipped classifier
+    monkeypatch.setattr(inc, "INCEPTION_URLS", ((tmp_path / "gone.pth").as_uri(),))
+    with pytest.raises(MetricError, match=inc.INCEPTION_FILE):
+        prepare_evaluation(folder, "image_folder", ["fid"])
+    with pytest.raises(MetricError, match=inc.INCEPTION_FILE):
+        prepare_evaluation(digits, "digits", ["fid"], feature_net="inception")
+    monkeypatch.setattr(inc, "INCEPTION_URLS", (fake.as_uri(),))
+    assert prepare_evaluation(folder, "image_folder", None) == inc.target_path()

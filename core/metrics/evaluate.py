@@ -113,6 +113,33 @@ def _assign_nets(needs: set[str], info: Any, data_name: str | None, *, feature_n
     return nets, note
 
 
+def prepare_evaluation(info: Any, data_name: str | None, metrics: list[str] | None = None, *,
+                       feature_net: str = "auto", inception: str | None = None) -> Any:
+    """Fetch (and verify) what an evaluation of this data will need before it is due: the
+    Inception weights when the chosen metrics read Inception features. Returns their path, or
+    None when no Inception is needed; a MetricError (offline without the file) otherwise. For a
+    training run with ``eval_every``, so it stops before its first step, not at its first
+    evaluation."""
+
+    from .features import uses_inception
+    from .inception import inception_weights
+
+    registry = default_registry()
+    names = resolve_metric_names(metrics or default_metrics(info, data_name, inception=inception),
+                                 registry=registry)
+    needs: set[str] = set()
+    for name in names:
+        entry = registry.get(name, "metric", where=f"metrics.{name}")
+        try:
+            needs |= entry.factory(entry.make_params({}, where=f"metrics.{name}")).requires(info)
+        except Exception:  # a plugin metric without defaults: assume it reads the embedding
+            needs.add("embedding")
+    if needs & {"embedding", "probs"} and uses_inception(info, data_name, feature_net=feature_net,
+                                                           inception=inception):
+        return inception_weights(inception, download=True)
+    return None
+
+
 # ---------------------------------------------------------------------------- evaluate
 
 

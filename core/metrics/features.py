@@ -160,6 +160,16 @@ def digits_data(data_name: str | None, info: Any) -> bool:
     return classifier_family(data_name, info) is not None
 
 
+def uses_inception(info: Any, data_name: str | None, *, feature_net: str = "auto",
+                   inception: str | os.PathLike | None = None) -> bool:
+    """Whether :func:`select_feature_net` picks Inception for this data and choice."""
+
+    if getattr(info, "kind", "image") != "image" or feature_net not in ("auto", "inception"):
+        return False
+    return (feature_net == "inception" or classifier_family(data_name, info) is None
+            or inception_named(inception))
+
+
 def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "auto",
                        inception: str | os.PathLike | None = None,
                        device: Any = "cpu") -> tuple[FeatureNet, str | None]:
@@ -189,7 +199,7 @@ def select_feature_net(info: Any, data_name: str | None, *, feature_net: str = "
                               f"{channels}", where="feature_net", fix="use inception.")
         return DigitsFeatures(channels, device, feature_net), None
     family = classifier_family(data_name, info)
-    if feature_net == "inception" or family is None or inception_named(inception):
+    if uses_inception(info, data_name, feature_net=feature_net, inception=inception):
         # on disk, else downloaded and verified (or one paragraph on how to place the file)
         return InceptionFeatures(inception_weights(inception, download=True), device), None
     note = (f"scores use the {digits_space(channels, family)} feature space (the default for "
