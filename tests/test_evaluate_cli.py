@@ -52,18 +52,25 @@ def ring_sampler(b):
     return RING[torch.randint(8, (b,))] + 0.001 * torch.randn(b, 2)
 
 
+DOWNLOADS: list[str] = []
+
+
 @pytest.fixture(autouse=True)
 def no_inception(monkeypatch, tmp_path):
-    """No Inception weights anywhere, and any attempt to download one fails the test."""
+    """No Inception weights anywhere (torch.hub's folder is an empty one), and no network: a
+    download attempt is recorded and fails as it would offline."""
 
-    monkeypatch.setattr(feats, "clean_fid_cache_dir", lambda: tmp_path / "cleanfid-cache")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.delenv(feats.ENV_INCEPTION, raising=False)
-    monkeypatch.delenv(feats.ENV_INCEPTION_SHA256, raising=False)
+    monkeypatch.delenv("GANTK_OFFLINE", raising=False)
+    DOWNLOADS.clear()
 
-    def no_network(*args, **kwargs):
-        raise AssertionError("gantk tried to download something")
+    def no_network(url, *args, **kwargs):
+        DOWNLOADS.append(url)
+        raise OSError("Network is unreachable")
 
     monkeypatch.setattr("urllib.request.urlopen", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
 
 
 # ---------------------------------------------------------------------------- points
@@ -132,7 +139,8 @@ def test_digits_perfect_sampler_beats_noise_in_the_classifier_space():
                      metrics, n=1000, seed=0, options=opts)
     assert good["feature_space"] == "gantk-digits-classifier-v1 penultimate (64-d)"
     assert good["is_space"].startswith("gantk-digits-classifier-v1")
-    assert "inception-2015-12-05.pt" in good["note"]  # the fallback is said out loud
+    assert feats.INCEPTION_FILE in good["note"]  # the other space is said out loud
+    assert DOWNLOADS == []  # digits use the shipped classifier: nothing is fetched
     assert good["modes_covered"] == 10 and good["modes_total"] == 10
     assert good["is"] > 8.0  # 10 is the ceiling for 10 balanced, confident classes
     assert good["precision"] > 0.9 and good["coverage"] > 0.9 and good["jsd"] < 0.1
@@ -175,72 +183,62 @@ def test_stacked_digits_mode_counts():
 # ---------------------------------------------------------------------------- Inception
 
 
-def write_fake_inception(path: Path) -> Path:
-    """A torchscript file with the interface of clean-fid's inception-2015-12-05.pt (``layers``
-    mapping 299 px images to 2048 features, a forward with ``no_output_bias`` giving 1008 class
-    probabilities), to exercise gantk's loading and feeding code without the real weights."""
+class FakeExtractor(torch.nn.Module):
+    """torch-fidelity's extractor's interface (uint8 RGB in, pool3 features and 1008 logits out)
+    without its 24M weights: exercises gantk's choice, loading checks and feeding code."""
 
-    class Layers(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            pooled = F.adaptive_avg_pool2d(x, 4).flatten(1)  # (N, 48)
-            return pooled.repeat(1, 43)[:, :2048].reshape(-1, 2048, 1, 1)
-
-    class FakeInception(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layers = Layers()
-
-        def forward(self, x: torch.Tensor, return_features: bool = False,
-                    use_fp16: bool = False, no_output_bias: bool = False) -> torch.Tensor:
-            return torch.softmax(self.layers(x / 128 - 1).flatten(1)[:, :1008], 1)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.script(FakeInception()).save(str(path))
-    return path
+    def forward(self, x: torch.Tensor):
+        assert x.dtype == torch.uint8 and x.shape[1] == 3
+        pooled = F.adaptive_avg_pool2d(x.float() / 128 - 1, 4).flatten(1)  # (N, 48)
+        feats_ = pooled.repeat(1, 43)[:, :2048]
+        return feats_, feats_[:, :1008] * 3
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-def test_inception_is_used_only_from_a_named_verified_file(tmp_path, monkeypatch):
+def test_inception_is_fetched_verified_and_fed(tmp_path, monkeypatch):
+    from gantk.metrics import inception as inc
+
     info = DataInfo(shape=(3, 8, 8))
     real = torch.rand(40, 3, 8, 8) * 2 - 1
     pipe = FakePipeline(info, "folder", real, lambda b: torch.rand(b, 3, 8, 8) * 2 - 1)
-    with pytest.raises(MetricError, match="inception-2015-12-05.pt") as exc:
-        evaluate(pipe, n=40)
-    assert feats.ENV_INCEPTION in str(exc.value)  # says how to name the file
-    with pytest.raises(MetricError, match="no Inception weights"):
-        evaluate(pipe, ["fid"], n=40, inception=str(tmp_path / "nowhere"))
-
-    # a file in clean-fid's shared cache (/tmp) is never picked up: anyone could have put it there
-    write_fake_inception(feats.clean_fid_cache_dir() / feats.INCEPTION_FILE)
-    with pytest.raises(MetricError, match="no feature net"):
-        default_metrics(info, "folder")
-    # a named file is loaded only with a matching SHA-256
-    weights = write_fake_inception(tmp_path / "mine" / feats.INCEPTION_FILE)
-    monkeypatch.setenv(feats.ENV_INCEPTION, str(weights.parent))
-    with pytest.raises(MetricError, match="no expected SHA-256"):
-        default_metrics(info, "folder")
-    monkeypatch.setenv(feats.ENV_INCEPTION_SHA256, "0" * 64)
-    with pytest.raises(MetricError, match="SHA-256 of the Inception weights is"):
-        default_metrics(info, "folder")
-    monkeypatch.setenv(feats.ENV_INCEPTION_SHA256, hashlib.sha256(weights.read_bytes()).hexdigest())
-    weights.chmod(0o666)
-    with pytest.raises(MetricError, match="writable by other users"):
-        default_metrics(info, "folder")
-    weights.chmod(0o644)
+    # offline without the file: one paragraph naming the file, the address and the digest
     assert default_metrics(info, "folder") == ["fid", "kid", "prdc", "is"]
-    # (no FID here: a 2048 x 2048 matrix square root takes tens of seconds on a small CPU)
+    with pytest.raises(MetricError) as exc:
+        evaluate(pipe, n=40)
+    for part in (inc.INCEPTION_FILE, inc.INCEPTION_URLS[0], inc.INCEPTION_SHA256,
+                 str(tmp_path / "torch_home" / "hub" / "checkpoints")):
+        assert part in str(exc.value)
+    assert DOWNLOADS[0] == inc.INCEPTION_URLS[0]
+    with pytest.raises(MetricError, match="no Inception weights file at"):
+        evaluate(pipe, ["fid"], n=40, inception=str(tmp_path / "nowhere.pth"))
+
+    # a file in torch.hub's folder is used only when its SHA-256 is the pinned one
+    weights = tmp_path / "torch_home" / "hub" / "checkpoints" / inc.INCEPTION_FILE
+    weights.parent.mkdir(parents=True, exist_ok=True)  # the failed download made the folder
+    torch.save({"w": torch.ones(3)}, weights)
+    with pytest.raises(MetricError, match="not loaded"):
+        evaluate(pipe, ["prdc"], n=40)
+    monkeypatch.setattr(inc, "INCEPTION_SHA256", hashlib.sha256(weights.read_bytes()).hexdigest())
+    built = []
+    monkeypatch.setattr(inc, "build_extractor",
+                        lambda path, device="cpu": built.append(path) or FakeExtractor())
     out = evaluate(pipe, ["kid", "prdc", "is"], n=40, batch_size=16,
                    options={"kid": {"num_subsets": 5}, "is": {"splits": 2}})
-    assert out["feature_space"] == "inception-v3 (clean-fid)"
+    assert built == [weights]
+    assert out["feature_space"] == inc.INCEPTION_SPACE
     assert out["is_space"].startswith("inception-v3")
     assert 1 <= out["is"] <= 1008 and 0 <= out["coverage"] <= 1 and "note" not in out
-    # digits data follow Inception too when it is present, unless the digits space is asked for
+    # digits data use Inception only when its weights are named (or --features inception)
     dinfo = DataInfo(shape=(1, 8, 8))
     dpipe = FakePipeline(dinfo, "digits", torch.from_numpy(dc.load_digits_arrays()[0][:60]),
                          lambda b: torch.rand(b, 1, 8, 8) * 2 - 1)
-    assert evaluate(dpipe, ["prdc"], n=30)["feature_space"] == "inception-v3 (clean-fid)"
+    assert evaluate(dpipe, ["prdc"], n=30)["feature_space"].startswith("gantk-digits")
+    assert evaluate(dpipe, ["prdc"], n=30, feature_net="inception")["feature_space"] == \
+        inc.INCEPTION_SPACE
+    monkeypatch.setenv(feats.ENV_INCEPTION, str(weights.parent))
+    assert evaluate(dpipe, ["prdc"], n=30)["feature_space"] == inc.INCEPTION_SPACE
     assert evaluate(dpipe, ["prdc"], n=30, feature_net="digits")["feature_space"].startswith(
         "gantk-digits")
+    assert DOWNLOADS == [inc.INCEPTION_URLS[0], inc.INCEPTION_URLS[1]]  # only the offline try
 
 
 # ---------------------------------------------------------------------------- CLI on a real run

@@ -47,10 +47,44 @@ def test_reference_features_are_reused_and_give_the_same_scores(pipe, cache, mon
     assert cache_dir() == cache
 
 
+@pytest.fixture
+def real_calls(monkeypatch):
+    """Rows each DigitsFeatures call saw (reals and fakes alike)."""
+    calls = []
+    original = features.DigitsFeatures.__call__
+
+    def counting(self, batch, wanted):
+        calls.append(len(batch))
+        return original(self, batch, wanted)
+
+    monkeypatch.setattr(features.DigitsFeatures, "__call__", counting)
+    return calls
+
+
+def test_another_n_real_or_seed_computes_only_the_rows_the_cache_lacks(pipe, cache, real_calls):
+    evaluate(pipe, ["fid"], n=60, seed=0, batch_size=1000)
+    assert real_calls == [60, 60]  # reals, then fakes
+    real_calls.clear()
+    smaller = evaluate(pipe, ["fid"], n=40, n_real=50, seed=0, batch_size=1000)
+    assert smaller["ref_cache"] == "hit" and real_calls == [40]  # a subset of the cached rows
+    real_calls.clear()
+    larger = evaluate(pipe, ["fid"], n=40, n_real=80, seed=0, batch_size=1000)
+    assert larger["ref_cache"] == "extended" and real_calls == [20, 40]  # only the 20 new rows
+    assert len(list(cache.glob("*.npz"))) == 1  # one file per (data, net), grown in place
+    real_calls.clear()
+    other_seed = evaluate(pipe, ["fid"], n=40, n_real=80, seed=1, batch_size=1000)
+    assert other_seed["ref_cache"] == "extended" and real_calls[0] < 80
+    # the cached rows give the scores a fresh computation gives
+    for n_real, seed in ((50, 0), (80, 0), (80, 1)):
+        fresh = evaluate(pipe, ["fid"], n=40, n_real=n_real, seed=seed, cache=False)
+        cached = evaluate(pipe, ["fid"], n=40, n_real=n_real, seed=seed)
+        assert cached["ref_cache"] == "hit" and cached["n_real"] == n_real
+        assert cached["fid"] == pytest.approx(fresh["fid"], rel=1e-9)
+
+
 def test_the_cache_is_invalidated_by_other_data_or_another_net(pipe, cache, monkeypatch):
     evaluate(pipe, ["fid"], n=60, seed=0)
-    assert evaluate(pipe, ["fid"], n=50, seed=0)["ref_cache"] == "stored"  # other n_real
-    assert evaluate(pipe, ["fid"], n=60, seed=1)["ref_cache"] == "stored"  # other real subset
+    assert evaluate(pipe, ["fid"], n=60, seed=0)["ref_cache"] == "hit"
     # the data on disk changes: same spec, other images
     x, y = pipe.real_data()
     with monkeypatch.context() as m:
@@ -62,12 +96,42 @@ def test_the_cache_is_invalidated_by_other_data_or_another_net(pipe, cache, monk
     assert evaluate(pipe, ["fid"], n=60, seed=0)["ref_cache"] == "stored"
 
 
-def test_a_damaged_cache_file_is_recomputed(pipe, cache):
+def _half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _garbage_zip(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("meta.npy", b"\x93NUMPY garbage")
+
+
+def _short_arrays(path):
+    import numpy as np
+
+    with np.load(path) as f:
+        parts = {k: f[k] for k in f.files}
+    parts["embedding"] = parts["embedding"][:-3]
+    with open(path, "wb") as fh:
+        np.savez(fh, **parts)
+
+
+@pytest.mark.parametrize("damage", [lambda p: p.write_bytes(b""), _half, _garbage_zip,
+                                    lambda p: p.write_bytes(b"not an npz"), _short_arrays],
+                         ids=["empty", "half-written", "garbage-zip", "not-npz", "short-arrays"])
+def test_a_damaged_cache_file_is_reported_in_one_line_and_recomputed(pipe, cache, capsys, damage):
     first = evaluate(pipe, ["fid"], n=40, seed=0)
     (path,) = cache.glob("*.npz")
-    path.write_bytes(b"not an npz")
+    damage(path)
+    capsys.readouterr()
     again = evaluate(pipe, ["fid"], n=40, seed=0)
-    assert again["ref_cache"] == "stored" and again["fid"] == pytest.approx(first["fid"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert again["ref_cache"] == "recomputed" and again["fid"] == pytest.approx(first["fid"])
+    assert len(err) == 1 and str(path) in err[0] and "damaged" in err[0]
+    third = evaluate(pipe, ["fid"], n=40, seed=0)  # the rewritten file is whole again
+    assert third["ref_cache"] == "hit" and capsys.readouterr().err == ""
 
 
 def test_weights_digest_changes_with_the_file(tmp_path):

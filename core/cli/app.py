@@ -7,6 +7,7 @@
     gantk sample RUN_DIR --n 64 --out grid.png [--with advlat_z] [--with-set advlat_z.steps=50]
                  [--truncation 0.7] [--class K] [--seeds 0-63 --outdir DIR]
     gantk eval RUN_DIR / gantk plot RUN_DIR  see docs/metrics.md
+    gantk fid A B / gantk fid-stats SRC OUT.npz   FID of folders, archives, runs, data sets, .npz
     gantk interpolate RUN_DIR --out grid.png [--pairs 4 --steps 8]   decode codes between real images
     gantk sweep SWEEP.toml --out DIR [--jobs N]   stacks x options x seeds -> mean +- std (docs/sweeps.md)
     gantk interpolate RUN_DIR --seeds 1,2,3 --steps 8 --out walk.gif  [--mode slerp] [--space w]
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         cli_eval = None
     if cli_eval is not None:
         cli_eval.add_commands(sub, common)
+        from . import fid_cmd as cli_fid
+
+        cli_fid.add_commands(sub, common)
     from . import sweep_cmd as cli_sweep
 
     cli_sweep.add_command(sub, common)

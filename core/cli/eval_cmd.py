@@ -39,6 +39,9 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         "points modes,prdc; digits fid,kid,prdc,jsd,is,modes)")
     p.add_argument("--n", type=int, default=None,
                    help="generated samples (default 10000; 26000 for modes on stacked digits)")
+    p.add_argument("--n-real", type=int, default=None,
+                   help="real images compared against: a seeded random subset (default: --n; "
+                        "give the data set's size or more for all of them, as fid50k_full)")
     p.add_argument("--with", dest="with_", action="append", metavar="NAME",
                    help="sample through a post-training transform, e.g. --with advlat_z")
     p.add_argument("--with-set", action="append", metavar="NAME.KEY=VALUE",
@@ -47,11 +50,13 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="a metric option, e.g. prdc.nearest_k=3 or modes.min_count=20")
     p.add_argument("--features", default="auto",
                    choices=["auto", "inception", "digits", "mnist", "raw"],
-                   help="feature space (auto: Inception when its weights are named, else the "
-                        "digits classifier on digits, the MNIST classifier on mnist5k, "
-                        "stacked_mnist5k and mnist, raw coordinates on points)")
+                   help="feature space (auto: the digits classifier on digits, the MNIST "
+                        "classifier on mnist5k, stacked_mnist5k and mnist unless --inception is "
+                        "given, Inception on other images, raw coordinates on points)")
     p.add_argument("--inception", metavar="PATH",
-                   help="clean-fid's inception-2015-12-05.pt (or its folder)")
+                   help="the Inception weights pt_inception-2015-12-05-6726825d.pth or its folder "
+                        "(default: torch.hub's checkpoint folder; downloaded and verified on "
+                        "first use)")
     p.add_argument("--batch-size", type=int, default=500, help="generate and score in batches")
     p.add_argument("--step", type=int, help="use the checkpoint of this step")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draw")
@@ -101,17 +106,14 @@ def _space_of(metric: str, result: dict[str, Any]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
     from ..facade.pipeline import Pipeline
     from ..metrics.evaluate import default_metrics, evaluate, record_eval, resolve_metric_names
-    from ..metrics.scores import directions as metric_directions
     from .common import check_count, parse_named_options, parse_with, plugin_manager
 
     if args.n is not None:  # None: the data's default sample count (evaluate's)
         check_count(args.n, "--n", 1_000_000)
+    if args.n_real is not None:
+        check_count(args.n_real, "--n-real", 10_000_000)
     check_count(args.batch_size, "--batch-size", 65_536)
     manager = plugin_manager(args)
     names = resolve_metric_names(args.metrics, registry=manager.registry) if args.metrics else None
@@ -121,22 +123,46 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipe = Pipeline.load(args.run, device=args.device, step=args.step, manager=manager)
     result = evaluate(pipe, metrics=names, n=args.n, with_=with_, batch_size=args.batch_size,
                       options=options, feature_net=args.features, inception=args.inception,
-                      seed=args.seed, ref=args.ref, cache=not args.no_cache,
-                      progress=not args.no_progress)
+                      n_real=args.n_real, seed=args.seed, ref=args.ref,
+                      cache=not args.no_cache, progress=not args.no_progress)
     if pipe.world.rank != 0:  # under torchrun: every rank scored its share; rank 0 reports
         return 0
+    stored, failure = None, None
     if not args.no_save and pipe.run_dir is not None:
         names = names or resolve_metric_names(
             default_metrics(pipe.data_info, pipe.spec.data.name, inception=args.inception),
             registry=manager.registry)
-        record_eval(pipe.run_dir, result, step=pipe.step, metrics=names, source="gantk eval",
-                    seed=args.seed, options=options or None,
-                    **{"with": pipe.sample_transforms(with_)})
+        try:  # a read-only run directory must not cost the scores: they are printed regardless
+            stored = record_eval(pipe.run_dir, result, step=pipe.step, metrics=names,
+                                 source="gantk eval", seed=args.seed, options=options or None,
+                                 **{"with": pipe.sample_transforms(with_)})
+        except (GantkError, OSError) as exc:
+            failure = exc
     if args.json:  # strict JSON: an undefined score (NaN) is null
         safe = {k: None if isinstance(v, float) and not math.isfinite(v) else v
                 for k, v in {"step": pipe.step, **result}.items()}
         print(json.dumps(safe, indent=2))
-        return 0
+    else:
+        _print_eval(args, pipe, result, manager, with_, stored)
+    if failure is not None:
+        from .common import err_console
+
+        text = failure.paragraph() if isinstance(failure, GantkError) else str(failure)
+        err_console.print(f"error: the scores above were computed but could not be appended to "
+                            f"{pipe.run_dir / 'eval.jsonl'}: {text} Fix: make the run directory "
+                            "writable and evaluate again, or keep the printed scores (--no-save "
+                            "skips storing them).", markup=False, highlight=False)
+        return 2
+    return 0
+
+
+def _print_eval(args: argparse.Namespace, pipe: Any, result: dict[str, Any], manager: Any,
+                with_: Any, stored: Path | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..metrics.scores import directions as metric_directions
 
     console, err = Console(), Console(stderr=True)
     directions = metric_directions(manager.registry)
@@ -160,14 +186,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for space, metrics in used.items():
         console.print(f"{', '.join(metrics)}: {space}", markup=False, highlight=False)
     cache = {"hit": "cached features reused", "stored": "features cached",
-             "off": "not cached"}.get(str(result.get("ref_cache")), "")
+             "extended": "cached features reused, missing rows added",
+             "recomputed": "damaged cache recomputed", "off": "not cached"}.get(str(result.get("ref_cache")), "")
     console.print(f"n={result['n']} generated, {result['n_real']} real ({args.ref}; {cache}), "
                   f"{result['seconds']:.1f} s" +
-                  ("" if args.no_save or pipe.run_dir is None else
-                   f"; appended to {pipe.run_dir / 'eval.jsonl'}"), markup=False, highlight=False)
+                  ("" if stored is None else f"; appended to {stored}"),
+                  markup=False, highlight=False)
     if "note" in result:
         err.print(f"[yellow]note:[/] {escape(str(result['note']))}")
-    return 0
 
 
 # ---------------------------------------------------------------------------- plot

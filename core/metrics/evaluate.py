@@ -30,7 +30,7 @@ from ..base.errors import SpecError
 from ..base.safeio import append_jsonl
 from .base import FeatureSet, MetricError
 from .features import (DigitsFeatures, FeatureNet, classifier_family, digits_data,
-                       find_inception_weights, missing_inception_fix, select_feature_net)
+                       select_feature_net)
 from .heartbeat import Heartbeat
 from .scores import (NOT_SCORES, default_registry, directions, metric_direction,
                      resolve_metric_names, score_keys)
@@ -49,18 +49,14 @@ def default_metrics(data_info: Any, data_name: str | None = None, *,
 
     Points: ``modes`` (when the data set has mode centres) and ``prdc`` on raw coordinates.
     Digits, mnist5k, stacked_mnist5k, mnist: ``fid, kid, prdc, jsd, is, modes`` (Inception
-    features if present, else the shipped classifier that fits the data). Other images: ``fid, kid, prdc, is`` with Inception, else a MetricError naming the
-    file to provide."""
+    features when their weights are named, else the shipped classifier that fits the data). Other
+    images: ``fid, kid, prdc, is`` on Inception (its weights fetched and verified on first use)."""
 
     if data_info.kind == "points":
         return (["modes"] if data_info.modes is not None else []) + ["prdc"]
     if digits_data(data_name, data_info):
         return ["fid", "kid", "prdc", "jsd", "is", "modes"]
-    if find_inception_weights(inception) is not None:
-        return ["fid", "kid", "prdc", "is"]
-    raise MetricError(f"no feature net is available for image data {data_name!r}: Inception "
-                      "weights are not on disk and the shipped digits classifier only fits digits",
-                      where="evaluate", fix=missing_inception_fix())
+    return ["fid", "kid", "prdc", "is"]
 
 
 # ---------------------------------------------------------------------------- features
@@ -117,14 +113,41 @@ def _assign_nets(needs: set[str], info: Any, data_name: str | None, *, feature_n
     return nets, note
 
 
+def prepare_evaluation(info: Any, data_name: str | None, metrics: list[str] | None = None, *,
+                       feature_net: str = "auto", inception: str | None = None) -> Any:
+    """Fetch (and verify) what an evaluation of this data will need before it is due: the
+    Inception weights when the chosen metrics read Inception features. Returns their path, or
+    None when no Inception is needed; a MetricError (offline without the file) otherwise. For a
+    training run with ``eval_every``, so it stops before its first step, not at its first
+    evaluation."""
+
+    from .features import uses_inception
+    from .inception import inception_weights
+
+    registry = default_registry()
+    names = resolve_metric_names(metrics or default_metrics(info, data_name, inception=inception),
+                                 registry=registry)
+    needs: set[str] = set()
+    for name in names:
+        entry = registry.get(name, "metric", where=f"metrics.{name}")
+        try:
+            needs |= entry.factory(entry.make_params({}, where=f"metrics.{name}")).requires(info)
+        except Exception:  # a plugin metric without defaults: assume it reads the embedding
+            needs.add("embedding")
+    if needs & {"embedding", "probs"} and uses_inception(info, data_name, feature_net=feature_net,
+                                                           inception=inception):
+        return inception_weights(inception, download=True)
+    return None
+
+
 # ---------------------------------------------------------------------------- evaluate
 
 
 def _real_subset(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    if len(x) <= n:
-        return x
-    g = torch.Generator().manual_seed(seed)
-    return x[torch.randperm(len(x), generator=g)[:n].sort().values]
+    """The real rows scored for ``n_real = n`` and ``seed`` (:func:`gantk.refstats.subset_indices`)."""
+    from .refstats import rows_of, subset_indices
+
+    return rows_of(x, subset_indices(len(x), n, seed))
 
 
 #: generated samples scored by default; Stacked MNIST's mode count follows PacGAN/VEEGAN (26,000)
@@ -161,7 +184,7 @@ def reference_data(pipeline: Any, ref: str = "train") -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Any]:
+def progress_bar(enabled: bool, total: int) -> Iterator[Any]:
     """A rich bar on stderr over every batch evaluate processes (no-op when disabled)."""
 
     if not enabled:
@@ -193,7 +216,8 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
     """Generate ``n`` samples (default: :func:`default_sample_count`) in batches and score them
     with ``metrics`` (default: :func:`default_metrics`). ``options`` gives metric options (``{"prdc": {"nearest_k": 3}}``),
     ``feature_net`` forces a space (``auto``/``inception``/``digits``/``raw``), ``inception`` is a
-    path to clean-fid's weights file, ``n_real`` caps the real subset (default ``n``), ``seed``
+    path to the Inception weights file or its folder (default: found or downloaded and verified,
+    :mod:`gantk.metrics.inception`), ``n_real`` caps the real subset (default ``n``), ``seed``
     makes the draw reproducible without touching the caller's RNG stream. ``ref`` picks the
     real split (``train``/``test``); the real set's features are cached (:mod:`gantk.refstats`)
     unless ``cache`` is False; ``progress`` shows a bar on stderr over the batches, then a line
@@ -227,24 +251,25 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
 
     rng = torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []) \
         if seed is not None else contextlib.nullcontext()
-    from .refstats import reference_features
+    from .refstats import reference_features, rows_of, subset_indices
 
     t0 = time.perf_counter()
-    real_x = _real_subset(reference_data(pipeline, ref), n_real or n, seed or 0)
+    ref_x = reference_data(pipeline, ref)
+    real_idx = subset_indices(len(ref_x), n_real or n, seed or 0)
     real_nets = {k: v for k, v in nets.items() if k in real_needs}
-    with rng, _progress_bar(progress, (len(real_x) if real_nets else 0) + n) as bar:
+    with rng, progress_bar(progress, (len(real_idx) if real_nets else 0) + n) as bar:
         if seed is not None:
             torch.manual_seed(seed)
         world = getattr(pipeline, "world", None)
         if world is not None and world.size > 1:  # under torchrun: each rank its share, gathered
-            real, fake = _split_extract(pipeline, world, real_x, n, batch_size, with_, nets,
-                                        real_nets)
+            real, fake = _split_extract(pipeline, world, rows_of(ref_x, real_idx), n, batch_size,
+                                        with_, nets, real_nets)
             cached = "off"
         else:
             real, cached = reference_features(
-                real_x, real_nets,
-                lambda: extract(bar(_batches(real_x, batch_size), "real features"), real_nets),
-                cache=cache, describe={"data": str(data_name), "ref": ref})
+                ref_x, real_nets,
+                lambda rows: extract(bar(_batches(rows, batch_size), "real features"), real_nets),
+                indices=real_idx, cache=cache, describe={"data": str(data_name), "ref": ref})
             fake = extract(bar(pipeline.sample_batches(n, batch_size=batch_size, with_=with_),
                                "generate + features"), nets)
     if len(fake) != n:
@@ -266,7 +291,7 @@ def evaluate(pipeline: Any, metrics: list[str] | None = None, n: int | None = No
     elif "raw" in nets:
         result["modes_space"] = nets["raw"].space
     result["n"] = n
-    result["n_real"] = len(real_x) if real_needs else 0
+    result["n_real"] = len(real_idx) if real_needs else 0
     result["ref"] = ref
     result["ref_cache"] = cached
     result["seconds"] = round(time.perf_counter() - t0, 3)
