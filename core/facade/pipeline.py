@@ -27,6 +27,7 @@ from ..store.provenance import install_hint
 from ..store.provenance import record as provenance_record
 from ..store.rundirs import open_checkpoint
 from ..store.runlock import run_lock
+from ..store.runmark import check_path_given, claim_dir
 from ..train import distributed
 from ..train import ema as _ema
 from ..train.trainer import Trainer
@@ -269,6 +270,7 @@ class Pipeline(Sampling):
         (``train.threads``, else ``OMP_NUM_THREADS``, else the free physical cores:
         :mod:`gantk.facade.threads`). ``progress``: a bar on stderr when it is a terminal (and
         with a run directory one line per logged step elsewhere); False: silent."""
+        check_path_given(out, "out")
         if out is not None:
             self.run_dir = Path(out)
         if fork_from is not None and self.run_dir is None:
@@ -277,6 +279,8 @@ class Pipeline(Sampling):
         self._check_loggers()
         target = self.spec.train.steps if steps is None else self.step + steps
         writer = RunWriter(self, self.run_dir) if self.run_dir is not None else None
+        if writer is not None:  # a folder gantk did not make is refused before anything is written
+            claim_dir(self.run_dir, write=distributed.is_main())
         with run_lock(self.run_dir) if writer is not None else contextlib.nullcontext():
             if writer is not None:
                 writer.prepare(fork_from=fork_from)
@@ -310,7 +314,8 @@ class Pipeline(Sampling):
 
     def save(self, path: str | Path) -> Path:
         """Write a run directory: the resolved spec and a checkpoint of the current state."""
-        writer = RunWriter(self, Path(path))
+        check_path_given(path, "path")
+        writer = RunWriter(self, claim_dir(path, write=distributed.is_main(), flag="path"))
         writer.write_spec()
         return writer.checkpoint()
 

@@ -26,14 +26,18 @@ from typing import Any
 import torch
 
 from ..base.errors import GantkError, TrainingError
-from ..base.safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, read_jsonl, read_text,
-                           sweep_temp, trim)
+from ..base.safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, no_link, read_jsonl,
+                           read_text, sweep_temp, trim)
 from ..stack.spec import BOOKKEEPING
 from ..store.checkpoint import Checkpoint, read_extra
 from ..store.rundirs import list_checkpoints, open_checkpoint, spec_diff, spec_to_toml, step_of
 from ..train.distributed import is_main
 from ..train.signals import Interrupted
 
+
+# what a run directory's writer writes or cleans (each refused when it is a symbolic link)
+WRITTEN = ("spec.json", "spec.toml", "metrics.jsonl", "eval.jsonl", "checkpoints", "samples",
+           "plots")
 
 
 class RunWriter:
@@ -101,6 +105,8 @@ class RunWriter:
         the rows written from here on are those of the uninterrupted run."""
         pipe = self.pipe
         ensure_dir(self.dir)
+        for name in WRITTEN:  # a planted link would send writes (or the temp clean-up) elsewhere
+            no_link(self.dir / name, what="folder" if "." not in name else "file")
         if is_main():  # another rank's sweep could remove rank 0's file being written
             for sub in ("", "samples", "plots"):  # temp files of writes killed earlier
                 sweep_temp(self.dir / sub)
