@@ -26,6 +26,7 @@ from ..store.checkpoint import Checkpoint, check_finite, save_checkpoint
 from ..store.provenance import install_hint
 from ..store.provenance import record as provenance_record
 from ..store.rundirs import open_checkpoint
+from ..store.stackkeys import stack_diff
 from ..store.runlock import run_lock
 from ..store.runmark import check_path_given, claim_dir
 from ..train import distributed
@@ -172,13 +173,15 @@ class Pipeline(Sampling):
         ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint(ckpt)
         stored = current_form(ckpt.spec, self.registry)
         mine = self.spec.to_dict()
-        for key in ("backbone", "loss", "methods", "data"):
-            if stored.get(key) != mine.get(key):
-                raise CheckpointError(
-                    f"the checkpoint was trained with a different {key} ({stored.get(key)!r}) than "
-                    f"this stack ({mine.get(key)!r})", where=str(ckpt.path),
-                    fix="use Pipeline.load(path) to rebuild the stack from the checkpoint, or "
-                        "train into a new run directory.")
+        diff = stack_diff(stored, mine, labels=("in the checkpoint", "in this stack"))
+        if diff:  # bookkeeping keys (data.download, train intervals) never count
+            listed = "; ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+            raise CheckpointError(
+                f"the checkpoint was trained with a different "
+                f"{diff[0].split(':')[0].split('.')[0]} ({trim(listed, 500)})",
+                where=str(ckpt.path),
+                fix="use Pipeline.load(path) to rebuild the stack from the checkpoint, or "
+                    "train into a new run directory.")
         stored_train = stored.get("train")
         same_optim = isinstance(stored_train, dict) and \
             stored_train.get("optimizer") == self.spec.train.optimizer

@@ -28,9 +28,9 @@ import torch
 from ..base.errors import GantkError, TrainingError
 from ..base.safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, no_link, read_jsonl,
                            read_text, sweep_temp, trim)
-from ..stack.spec import BOOKKEEPING
 from ..store.checkpoint import Checkpoint, read_extra
-from ..store.rundirs import list_checkpoints, open_checkpoint, spec_diff, spec_to_toml, step_of
+from ..store.rundirs import list_checkpoints, open_checkpoint, spec_to_toml, step_of
+from ..store.stackkeys import BOOKKEEPING, set_flags, shell, spec_diff
 from ..train.distributed import is_main
 from ..train.signals import Interrupted
 
@@ -135,13 +135,19 @@ class RunWriter:
             def accept(ckpt: Checkpoint) -> None:
                 diff = spec_diff(ckpt.spec, mine, ignore=BOOKKEEPING)
                 if diff:
+                    back = set_flags(ckpt.spec, mine)
+                    listed = "; ".join(diff[:5]) + (f" and {len(diff) - 5} more"
+                                                    if len(diff) > 5 else "")
                     raise TrainingError(
                         "the run directory holds a run of a different stack or different "
-                        "settings (" + trim("; ".join(diff[:5]), 600) + ")", where=str(self.dir),
-                        fix="train into a new --out directory, run the same stack to resume (only "
-                            "train.steps and the bookkeeping keys such as train.log_every may "
-                            "change: docs/stacks.md), or fork the run with new train.* settings: "
-                            f"--out NEW_RUN --fork-from {self.dir} (docs/reliability.md).")
+                        f"settings ({trim(listed, 600)}; 'then' is what its checkpoint "
+                        f"{ckpt.path.name} holds)", where=str(self.dir),
+                        fix=(f"to resume it as trained, add {back}; otherwise " if back else "")
+                        + "train into a new --out directory, run the same stack to resume (only "
+                        "train.steps and the bookkeeping keys such as train.log_every may "
+                        "change: docs/stacks.md), or fork the run with new train.* settings: "
+                        f"{shell('--out', 'NEW_RUN', '--fork-from', self.dir)} "
+                        "(docs/reliability.md).")
                 pipe.load_checkpoint(ckpt, optimizers=True)
 
             ckpt = open_checkpoint(self.dir, warn=self._warn, accept=accept)

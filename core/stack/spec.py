@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
+from ..store.stackkeys import BOOKKEEPING
 from ..base.errors import SpecError, suggest
 from ..base.safeio import trim
 from .stackfile import (MAX_DEPTH, MAX_INT, MAX_SPEC_BYTES, _merge_shorthand, apply_overrides,
@@ -37,12 +38,8 @@ __all__ = ["BOOKKEEPING", "ComponentSpec", "DEVICE_PATTERN", "MAX_DEPTH", "MAX_I
 
 
 MAX_STEPS = 10**9
+# the keys a run resumes with changed (docs/stacks.md): gantk.store.stackkeys
 
-# train.* keys that say how a run is watched and run, not what it computes: a run directory
-# resumes with any of them changed (docs/stacks.md)
-BOOKKEEPING = frozenset(f"train.{k}" for k in (
-    "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "eval_every",
-    "eval_n", "eval_metrics", "num_samples", "loggers", "workers", "threads"))
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
 
 _Beta = Annotated[float, Field(ge=0, lt=1)]
