@@ -34,7 +34,8 @@ from ..train import ema as _ema
 from ..train.trainer import Trainer
 from .loop import train_steps
 from .sampler import Sampling
-from .setup import check_size, current_form, resolve_device, run_dir_of, scale_out, warn
+from .setup import (available_memory, check_size, current_form, nonfinite_fix, out_of_memory,
+                    resolve_device, run_dir_of, scale_out, too_big, warn)
 from .writer import RunWriter
 
 
@@ -49,10 +50,16 @@ class Pipeline(Sampling):
         _build.check_static(self.resolved)
         self.spec: StackSpec = self.resolved.spec
         self.data_info = self.resolved.data_info
-        self.device = distributed.init_from_env(resolve_device(device or self.spec.train.device))
-        check_size(self.resolved)
+        self.device = distributed.init_from_env(resolve_device(device or self.spec.train.device),
+                                                self.spec.train.dist_timeout)
+        n_params = check_size(self.resolved)
         torch.manual_seed(self.spec.seed)  # network initialisation is part of the seeded run
-        self.backbone = _build.build_backbone(self.resolved).to(self.device)
+        try:
+            self.backbone = _build.build_backbone(self.resolved).to(self.device)
+        except (RuntimeError, MemoryError) as exc:
+            if not out_of_memory(exc):
+                raise
+            raise too_big(n_params, available_memory(), trim(exc, 160)) from None
         self.loss = _build.build_loss(self.resolved)
         self.components: list[Component] = _build.build_components(
             self.resolved, self.backbone, self.loss, self.device)
@@ -157,6 +164,9 @@ class Pipeline(Sampling):
 
     def save_checkpoint(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
         optimizers = self._trainer.optimizers if self._trainer is not None else {}
+        scalers = self._trainer.precision.scaler_state(optimizers) if optimizers else {}
+        if scalers:  # fp16: the loss scales travel with the optimiser state
+            extra = {**(extra or {}), "grad_scalers": scalers}
         return save_checkpoint(path, modules=self.modules(), optimizers=optimizers,
                                rng=self.rng_state(), step=self.step, spec_json=self.spec.to_json(),
                                plugins=self.plugin_versions(), extra=extra,
@@ -206,6 +216,8 @@ class Pipeline(Sampling):
                 if fork:
                     for group, settings in zip(opt.param_groups, fresh, strict=True):
                         group.update(settings)
+            self.trainer.precision.load_scaler_state(self.trainer.optimizers,
+                                                     ckpt.extra.get("grad_scalers"))
             rng = ckpt.rng("torch")
             if rng is not None:
                 self.world.load_shared_state(rng, ckpt.rng("cuda"), ckpt.step)
@@ -287,16 +299,41 @@ class Pipeline(Sampling):
         with run_lock(self.run_dir) if writer is not None else contextlib.nullcontext():
             if writer is not None:
                 writer.prepare(fork_from=fork_from)
-            logs = train_steps(self, target, writer=writer, progress=progress)
+            try:
+                logs = train_steps(self, target, writer=writer, progress=progress)
+            except Exception as exc:  # noqa: BLE001 - the failures a user can act on, said so
+                known = self._train_failure(exc)
+                if known is None:
+                    raise
+                raise known from None
         bad = check_finite(self.modules())
         if bad:
             raise TrainingError(f"training ended at step {self.step} with non-finite weights "
                                 f"({', '.join(bad[:5])})", where=str(self.run_dir or "pipeline"),
-                                fix=NONFINITE_FIX)
+                                fix=nonfinite_fix(self.run_dir))
         for comp in self.components:
             comp.on_train_end(self)
         self.manager.hook.gantk_on_train_end(pipeline=self, run_dir=self.run_dir)
         return logs
+
+    def _train_failure(self, exc: Exception) -> GantkError | None:
+        """A training failure as the paragraph a user can act on: a NaN stop that says what is
+        on disk, a peer process that died, memory that ran out; None for anything else."""
+        if isinstance(exc, TrainingError) and exc.fix and NONFINITE_FIX in exc.fix:
+            return TrainingError(exc.message, where=exc.where,
+                                 fix=exc.fix.replace(NONFINITE_FIX, nonfinite_fix(self.run_dir)))
+        if isinstance(exc, GantkError):
+            return None
+        peer = distributed.peer_failure(exc, self.step, self.run_dir)
+        if peer is not None:
+            return peer
+        if out_of_memory(exc):
+            return TrainingError(
+                f"ran out of memory in training step {self.step + 1} ({trim(exc, 160)})",
+                where=str(self.run_dir or "pipeline"),
+                fix="lower train.batch_size (or the resolution, or the backbone's widths) and "
+                    "run the same command again; checkpoints already written are untouched.")
+        return None
 
     def _check_loggers(self) -> None:
         """Every ``train.loggers`` entry's optional library is importable (before any step)."""

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..train.ema import EmaDefault
-from ..base.errors import PluginError, SpecError, suggest
+from ..base.errors import PluginError, SpecError, some, suggest
 from ..base.safeio import trim
 from .regmeta import metadata_problem as _metadata_problem
 
@@ -99,17 +99,22 @@ def params_error(exc: ValidationError, *, where: str, entry: Entry) -> SpecError
     """One paragraph from a pydantic error, with dotted paths and close-match suggestions."""
 
     fields = list(entry.params.model_fields)
-    problems = []
+    problems, unknown = [], []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         path = f"{where}.{loc}" if loc else where
         if err["type"] == "extra_forbidden":
             hint = suggest(str(err["loc"][-1]), fields)
-            known = ", ".join(fields) if fields else "none"
-            problems.append(f"{path}: unknown option{' (' + hint + ')' if hint else ''}; "
-                            f"{entry.kind} {entry.name!r} takes: {known}")
+            unknown.append((path, f" ({hint})" if hint else ""))
         else:
-            problems.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+            problems.append(f"{path}: {err['msg']} (got {trim(repr(err.get('input')), 80)})")
+    if unknown:  # one statement for every unknown option, however many
+        known = ", ".join(fields) if fields else "none"
+        said = (f"{unknown[0][0]}: unknown option{unknown[0][1]}" if len(unknown) == 1 else
+                f"{len(unknown)} unknown options: "
+                + some([p + h for p, h in unknown], sep=", ", each=80))
+        problems.insert(0, f"{said}; {entry.kind} {entry.name!r} takes: {trim(known, 300)}")
+    problems = [some(problems, each=450)]
     return SpecError("; ".join(problems),
                      fix=f"correct the option(s); `gantk show {entry.name}` lists every option "
                          "with its type and default.")

@@ -26,7 +26,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from ..store.stackkeys import BOOKKEEPING
-from ..base.errors import SpecError, suggest
+from ..base.errors import SpecError, some, suggest
 from ..base.safeio import trim
 from .stackfile import (MAX_DEPTH, MAX_INT, MAX_SPEC_BYTES, _merge_shorthand, apply_overrides,
                         check_shape, load_toml, parse_shorthand, parse_toml_text, parse_value)
@@ -107,6 +107,10 @@ class TrainSpec(BaseModel):
     threads: int | None = Field(None, ge=1, le=1024,
                                 description="torch CPU threads while training; unset: "
                                 "OMP_NUM_THREADS, else the free physical cores (at most 8)")
+    dist_timeout: float = Field(600.0, ge=10, le=86_400,
+                                description="under torchrun: seconds a process waits for a peer "
+                                "in one collective before it stops with a message (a stopped or "
+                                "hung peer); PyTorch's own default is 30 minutes")
 
     @field_validator("device")
     @classmethod
@@ -212,14 +216,19 @@ def parse_spec(source: str | Path | dict[str, Any] | StackSpec,
     try:
         return StackSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = []
+        problems, unknown = [], []
         for err in exc.errors():
             where = _path(err["loc"])
             if err["type"] == "extra_forbidden":
                 section = StackSpec if len(err["loc"]) == 1 else TrainSpec
                 hint = suggest(str(err["loc"][-1]), section.model_fields)
-                problems.append(f"{where}: unknown key" + (f" ({hint})" if hint else ""))
+                unknown.append(f"{where}" + (f" ({hint})" if hint else ""))
+                if len(unknown) == 1:
+                    first = f"{where}: unknown key" + (f" ({hint})" if hint else "")
             else:
                 problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-        raise SpecError(trim("; ".join(problems), 1500),
+        if unknown:  # hundreds of unknown keys: a few of them and the count
+            problems.insert(0, first if len(unknown) == 1 else f"{len(unknown)} unknown keys: "
+                            + some(unknown, sep=", ", each=80))
+        raise SpecError(trim(some(problems, each=450), 1500),
                         fix="see docs/stacks.md for every section and key.") from None

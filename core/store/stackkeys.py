@@ -23,10 +23,17 @@ BOOKKEEPING = frozenset({*(f"train.{k}" for k in (
 NETWORK_KEYS = ("backbone", "loss", "methods", "data")
 
 
-def shell(*words: Any) -> str:
-    """``words`` as one shell command line, each quoted where it needs it."""
+def shell(*words: Any, quote: tuple[int, ...] = ()) -> str:
+    """``words`` as one shell command line, each quoted where it needs it (shlex.quote); the
+    words at the positions in ``quote`` always (``pip install 'pkg==1.0'``)."""
 
-    return " ".join(shlex.quote(str(w)) for w in words)
+    def one(i: int, w: Any) -> str:
+        q = shlex.quote(str(w))
+        if i in quote and q == str(w):
+            return "'" + q + "'"  # nothing in it needed quoting, so no quote is inside either
+        return q
+
+    return " ".join(one(i, w) for i, w in enumerate(words))
 
 
 def spec_diff(a: Any, b: Any, *, prefix: str = "", ignore: frozenset[str] | set[str] = frozenset(),
