@@ -207,3 +207,17 @@ def test_errno_of_a_refused_link_is_not_a_traceback_under_the_cli(tmp_path, stac
     (run / ".lock").symlink_to(run / ".lock")
     code, _, err = cli("train", stack, "--out", run, "--steps", "6", "--no-progress")
     assert code in (2, 3) and "symbolic link" in err and errno.errorcode[errno.ELOOP] not in err
+
+
+def test_a_full_disk_while_taking_the_lock_names_the_lock_file(tmp_path, ring_spec, monkeypatch):
+    """With 0 bytes free the pid could not be written: the message said "(unnamed file)"."""
+    import gantk.store.runlock as runlock
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runlock.os, "pwrite", full)
+    with pytest.raises(RunDirError) as err:
+        Pipeline.from_spec(_spec(ring_spec)).train(out=tmp_path / "run", progress=False)
+    text = err.value.paragraph()
+    assert ".lock" in text and "No space left" in text and "unnamed" not in text

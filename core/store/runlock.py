@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..train.distributed import is_main
 from ..base.errors import GantkError, TrainingError
-from ..base.safeio import ensure_dir, open_nofollow
+from ..base.safeio import ensure_dir, io_errors, open_nofollow
 
 try:
     import fcntl
@@ -57,8 +57,9 @@ def run_lock(run_dir: str | Path, *, doing: str = "is training into this run dir
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise error(f"another gantk process (pid {other}) {doing}", where=str(run_dir),
                         fix=fix) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        with io_errors(run_dir / name, "write the lock file"):  # a full disk: one paragraph
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
