@@ -221,3 +221,12 @@ def test_a_full_disk_while_taking_the_lock_names_the_lock_file(tmp_path, ring_sp
         Pipeline.from_spec(_spec(ring_spec)).train(out=tmp_path / "run", progress=False)
     text = err.value.paragraph()
     assert ".lock" in text and "No space left" in text and "unnamed" not in text
+
+
+def test_a_fifo_named_like_a_sweep_job_file_is_not_read(tmp_path):
+    from gantk.store.jobfiles import JOB_FILE, read_job
+
+    run = tmp_path / "cell" / "seed_0"
+    run.mkdir(parents=True)
+    os.mkfifo(run / JOB_FILE)
+    assert read_job(run) == {}  # returns at once instead of blocking on the pipe
