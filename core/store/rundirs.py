@@ -20,6 +20,7 @@ from ..base.errors import CheckpointError, GantkError
 from ..base.safeio import is_dir, is_regular, read_text, trim
 from .checkpoint import Checkpoint
 from .jobfiles import JOB_FILE, SWEEP_LOCK, read_job, train_run_dir
+from .runmark import RUN_MARKER
 from .stackkeys import same_stack, shell, spec_diff, stack_diff
 
 __all__ = ["list_checkpoints", "open_checkpoint", "same_stack", "spec_diff", "spec_to_toml",
@@ -164,15 +165,16 @@ def _trust_checkpoints(path: Path, foreign: list[tuple[Path, list[str]]], errors
 
 
 def runs_under(folder: Path, *, depth: int = 3, limit: int = 2000) -> list[Path]:
-    """The run directories below ``folder`` (a ``spec.json``, ``checkpoints/`` or sweep job file
-    in them), at most ``depth`` levels down, sorted; symlinks are not followed."""
+    """The run directories below ``folder`` (a run marker, ``spec.json``, ``checkpoints/`` or
+    sweep job file in them), at most ``depth`` levels down, sorted; symlinks are not followed."""
     found: list[Path] = []
     seen = 0
     for top, dirs, files in os.walk(folder):
         seen += 1
         here = Path(top)
         level = len(here.relative_to(folder).parts)
-        if here != folder and ("spec.json" in files or JOB_FILE in files or "checkpoints" in dirs):
+        if here != folder and ("spec.json" in files or JOB_FILE in files or "checkpoints" in dirs
+                               or RUN_MARKER in files):
             found.append(here)
             dirs[:] = []  # a run's own folders hold no runs
         elif level >= depth or seen > limit:
