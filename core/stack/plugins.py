@@ -98,7 +98,7 @@ class PluginManager:
 
     def _mark_broken(self, name: str, dist: str, version: str, exc: BaseException) -> None:
         detail = "".join(traceback.format_exception(exc))
-        text = exc.paragraph() if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+        text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, SystemExit):
             text = f"SystemExit({trim(exc.code, 100)!r}) while importing (the plugin called exit)"
         broken = BrokenPlugin(name, dist, version, trim(text, 600), trim(detail, 20_000))
