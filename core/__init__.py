@@ -20,16 +20,51 @@ This module is above every layer and may name anything; no module of a layer imp
 the command line, for ``__version__``).
 """
 
-import importlib as _importlib
-import importlib.abc as _abc
-import importlib.machinery as _machinery
-import importlib.metadata as _metadata
-import importlib.util as _util
+import os as _os
+import signal as _signal
 import sys as _sys
-import typing as _typing
 
-from .base.errors import (CheckpointError, DataError, GantkError, IncompatibleStackError,
-                          PluginError, SpecError, TrainingError)
+
+def _interrupt_while_importing(signum: int, frame: object) -> None:
+    """SIGINT for the command line: mid-import (start-up, or a module loaded on first use) it
+    prints one line and exits at once (a KeyboardInterrupt inside torch's import left a
+    half-initialised torch that crashed later: tracebacks and segfaults); elsewhere it is the
+    ordinary KeyboardInterrupt, which the CLI turns into one line."""
+    f = frame  # type: ignore[assignment]
+    while f is not None:
+        if f.f_code.co_filename.startswith("<frozen importlib"):
+            try:
+                for stream in (_sys.stdout, _sys.stderr):
+                    stream.flush()
+                _sys.stderr.write("interrupted: gantk was stopped by Ctrl-C while loading its "
+                                  "modules; nothing was written.\n")
+                _sys.stderr.flush()
+            finally:
+                _os._exit(130)
+        f = f.f_back
+    raise KeyboardInterrupt
+
+
+def _started_as_command() -> bool:
+    """The ``gantk`` script, ``python -m gantk`` (argv[0] is "-m" while the package imports) or
+    torchrun running the script; never a library import in someone else's program."""
+    first = _sys.argv[0] if _sys.argv else ""
+    return first == "-m" or _os.path.basename(first) in ("gantk", "gantk.exe", "gantk-script.py")
+
+
+import typing as _typing  # noqa: E402 - the handler above goes in before anything slow loads
+
+if _started_as_command() and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _interrupt_while_importing)
+
+import importlib as _importlib  # noqa: E402
+import importlib.abc as _abc  # noqa: E402
+import importlib.machinery as _machinery  # noqa: E402
+import importlib.metadata as _metadata  # noqa: E402
+import importlib.util as _util  # noqa: E402
+
+from .base.errors import (CheckpointError, DataError, GantkError,  # noqa: E402
+                          IncompatibleStackError, PluginError, SpecError, TrainingError)
 
 # The rest loads on first use (PEP 562), so `gantk --help` and a Ctrl-C during start-up do not
 # wait for (or interrupt) the torch import with a traceback.

@@ -116,17 +116,6 @@ def test_a_misspelt_hook_is_caught():
         pm.pm.check_pending()
 
 
-def test_a_plugin_registering_a_taken_name_is_refused():
-    class Clash:
-        @hookimpl
-        def gantk_register(self, register):
-            register.loss("ns", lambda p: None)
-
-    with pytest.raises(PluginError, match="registered twice"):
-        with temporary_plugin(Clash(), name="clash") as pm:
-            pm.registry  # noqa: B018 - building the registry raises
-
-
 def test_third_party_example_plugin_is_installed_listed_and_trains(cli):
     """examples/gantk-plugin-example is pip-installed by the set-up (Makefile)."""
     dists = {ep.dist.name for ep in md.entry_points(group="gantk") if ep.dist}

@@ -72,6 +72,14 @@ NONFINITE_FIX = (
     "docs/reliability.md); running the same command again resumes with the same settings.")
 
 
+def some(items: list[str], *, n: int = 4, sep: str = "; ", each: int = 300) -> str:
+    """The first ``n`` of ``items`` joined, then how many more there are: a message about
+    hundreds of problems stays a paragraph."""
+
+    shown = sep.join(str(i) if len(str(i)) <= each else str(i)[:each] + "..." for i in items[:n])
+    return shown + (f"{sep}and {len(items) - n} more" if len(items) > n else "")
+
+
 def suggest(name: str, choices: Iterable[str], *, n: int = 3) -> str:
     """``"did you mean 'x' or 'y'?"`` for the closest choices, or ``""`` when none is close."""
 

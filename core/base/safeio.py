@@ -10,6 +10,13 @@
   log-replay rule in :mod:`gantk.runs` rewrites the file without it on resume.
 * :func:`regular_file`: anything gantk opens for reading must be a regular file, so a FIFO or a
   device named like a checkpoint is refused instead of hanging the command.
+* Nothing gantk writes follows a planted link. :func:`open_nofollow` (and :func:`open_file`, its
+  Python file object) opens with ``O_NOFOLLOW`` and refuses a symbolic link, a dangling one
+  included (so no file is ever created outside the folder), anything but a regular file, and a
+  file with more than one hard link (writing it would write the other name's file too);
+  :func:`atomic_path` refuses a link standing at its target, and :func:`no_link` a linked
+  sub-folder. The refusal names the link, and the file it points at is never opened. The run
+  lock, the logs, the sweep's lock and log all go through these.
 * Every ``OSError`` (full disk, read-only folder, a file where a folder should be, a symlink loop)
   becomes a :class:`RunDirError`: one paragraph naming the path and the fix.
 """
@@ -17,7 +24,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import stat
@@ -26,54 +32,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import GantkError
+from .ioerrors import RunDirError, io_errors, os_error, trim
+from .safeopen import link_error, no_link, open_file, open_nofollow, write_new
+
+__all__ = ["RunDirError", "append_jsonl", "append_line", "atomic_path", "atomic_write",
+           "ensure_dir", "io_errors", "is_dir", "is_regular", "link_error", "no_link",
+           "open_file", "open_nofollow", "os_error", "read_jsonl", "read_text", "regular_file",
+           "sha256_file", "sweep_temp", "trim", "write_new"]
 
 TEMP_SUFFIX = ".tmp"
-
-
-class RunDirError(GantkError):
-    """A file or folder gantk cannot read or write (full disk, permissions, odd file types)."""
-
-
-def trim(text: Any, limit: int = 300) -> str:
-    """``str(text)`` cut to ``limit`` characters, saying how much was left out."""
-
-    s = str(text)
-    return s if len(s) <= limit else f"{s[:limit]}... ({len(s) - limit} more characters)"
-
-
-def os_error(exc: OSError, path: str | Path, action: str) -> RunDirError:
-    """An ``OSError`` as one paragraph: what failed, where, why, and what to do."""
-
-    why = exc.strerror or trim(exc, 200) or type(exc).__name__
-    fixes = {
-        errno.ENOSPC: "free disk space (or point --out at another disk) and run the same command "
-                      "again; the checkpoints already written are untouched.",
-        errno.EDQUOT: "free space within your quota and run the same command again.",
-        errno.EACCES: "choose a folder you can write to, or fix its permissions.",
-        errno.EPERM: "choose a folder you can write to, or fix its permissions.",
-        errno.EROFS: "the file system is read-only; choose another folder.",
-        errno.ELOOP: "a symbolic link points (directly or not) at itself; remove it or choose "
-                     "another folder.",
-        errno.ENOTDIR: "a file stands where a folder is needed; choose another path.",
-        errno.EEXIST: "a file stands where a folder is needed; choose another path.",
-        errno.EISDIR: "a folder stands where a file is needed; choose another path.",
-    }
-    return RunDirError(f"cannot {action} ({why})", where=trim(path, 200),
-                       fix=fixes.get(exc.errno or 0, "check the path, its permissions and the "
-                                     "free disk space, then run the same command again."))
-
-
-@contextlib.contextmanager
-def io_errors(path: str | Path, action: str) -> Iterator[None]:
-    """Turn any ``OSError`` inside the block into a :class:`RunDirError` about ``path``."""
-
-    try:
-        yield
-    except RunDirError:
-        raise
-    except OSError as exc:
-        raise os_error(exc, getattr(exc, "filename", None) or path, action) from None
 
 
 def ensure_dir(path: str | Path) -> Path:
@@ -113,6 +80,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     path = Path(path)
     ensure_dir(path.parent)
+    no_link(path, what="file")  # os.replace would swap the link for a file: refuse it instead
     with io_errors(path, "write the file"):
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
                                         dir=path.parent)
@@ -159,10 +127,8 @@ def append_line(path: str | Path, line: str) -> None:
 
     path = Path(path)
     payload = (line.rstrip("\n") + "\n").encode()
+    fd = open_nofollow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, what="log file")
     with io_errors(path, "append to the file"):
-        if os.path.lexists(path):
-            regular_file(path, what="log file")
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":

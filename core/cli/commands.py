@@ -149,6 +149,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.steps={args.steps}")
     if args.device:
         overrides.append(f'train.device="{args.device}"')
+    from ..store.runmark import check_path_given
+
+    check_path_given(args.out, "--out")  # Path("") would be the current folder
     pipe = Pipeline.from_spec(args.stack, overrides, manager=plugin_manager(args))
     out = Path(args.out)
     if pipe.world.rank != 0:  # under torchrun rank 0 reports

@@ -26,13 +26,16 @@ from ..store.checkpoint import Checkpoint, check_finite, save_checkpoint
 from ..store.provenance import install_hint
 from ..store.provenance import record as provenance_record
 from ..store.rundirs import open_checkpoint
+from ..store.stackkeys import stack_diff
 from ..store.runlock import run_lock
+from ..store.runmark import check_path_given, claim_dir
 from ..train import distributed
 from ..train import ema as _ema
 from ..train.trainer import Trainer
 from .loop import train_steps
 from .sampler import Sampling
-from .setup import check_size, current_form, resolve_device, run_dir_of, scale_out, warn
+from .setup import (available_memory, check_size, current_form, nonfinite_fix, out_of_memory,
+                    resolve_device, run_dir_of, scale_out, too_big, warn)
 from .writer import RunWriter
 
 
@@ -47,10 +50,16 @@ class Pipeline(Sampling):
         _build.check_static(self.resolved)
         self.spec: StackSpec = self.resolved.spec
         self.data_info = self.resolved.data_info
-        self.device = distributed.init_from_env(resolve_device(device or self.spec.train.device))
-        check_size(self.resolved)
+        self.device = distributed.init_from_env(resolve_device(device or self.spec.train.device),
+                                                self.spec.train.dist_timeout)
+        n_params = check_size(self.resolved)
         torch.manual_seed(self.spec.seed)  # network initialisation is part of the seeded run
-        self.backbone = _build.build_backbone(self.resolved).to(self.device)
+        try:
+            self.backbone = _build.build_backbone(self.resolved).to(self.device)
+        except (RuntimeError, MemoryError) as exc:
+            if not out_of_memory(exc):
+                raise
+            raise too_big(n_params, available_memory(), trim(exc, 160)) from None
         self.loss = _build.build_loss(self.resolved)
         self.components: list[Component] = _build.build_components(
             self.resolved, self.backbone, self.loss, self.device)
@@ -155,6 +164,9 @@ class Pipeline(Sampling):
 
     def save_checkpoint(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
         optimizers = self._trainer.optimizers if self._trainer is not None else {}
+        scalers = self._trainer.precision.scaler_state(optimizers) if optimizers else {}
+        if scalers:  # fp16: the loss scales travel with the optimiser state
+            extra = {**(extra or {}), "grad_scalers": scalers}
         return save_checkpoint(path, modules=self.modules(), optimizers=optimizers,
                                rng=self.rng_state(), step=self.step, spec_json=self.spec.to_json(),
                                plugins=self.plugin_versions(), extra=extra,
@@ -171,13 +183,15 @@ class Pipeline(Sampling):
         ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint(ckpt)
         stored = current_form(ckpt.spec, self.registry)
         mine = self.spec.to_dict()
-        for key in ("backbone", "loss", "methods", "data"):
-            if stored.get(key) != mine.get(key):
-                raise CheckpointError(
-                    f"the checkpoint was trained with a different {key} ({stored.get(key)!r}) than "
-                    f"this stack ({mine.get(key)!r})", where=str(ckpt.path),
-                    fix="use Pipeline.load(path) to rebuild the stack from the checkpoint, or "
-                        "train into a new run directory.")
+        diff = stack_diff(stored, mine, labels=("in the checkpoint", "in this stack"))
+        if diff:  # bookkeeping keys (data.download, train intervals) never count
+            listed = "; ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+            raise CheckpointError(
+                f"the checkpoint was trained with a different "
+                f"{diff[0].split(':')[0].split('.')[0]} ({trim(listed, 500)})",
+                where=str(ckpt.path),
+                fix="use Pipeline.load(path) to rebuild the stack from the checkpoint, or "
+                    "train into a new run directory.")
         stored_train = stored.get("train")
         same_optim = isinstance(stored_train, dict) and \
             stored_train.get("optimizer") == self.spec.train.optimizer
@@ -202,6 +216,8 @@ class Pipeline(Sampling):
                 if fork:
                     for group, settings in zip(opt.param_groups, fresh, strict=True):
                         group.update(settings)
+            self.trainer.precision.load_scaler_state(self.trainer.optimizers,
+                                                     ckpt.extra.get("grad_scalers"))
             rng = ckpt.rng("torch")
             if rng is not None:
                 self.world.load_shared_state(rng, ckpt.rng("cuda"), ckpt.step)
@@ -269,6 +285,7 @@ class Pipeline(Sampling):
         (``train.threads``, else ``OMP_NUM_THREADS``, else the free physical cores:
         :mod:`gantk.facade.threads`). ``progress``: a bar on stderr when it is a terminal (and
         with a run directory one line per logged step elsewhere); False: silent."""
+        check_path_given(out, "out")
         if out is not None:
             self.run_dir = Path(out)
         if fork_from is not None and self.run_dir is None:
@@ -277,19 +294,46 @@ class Pipeline(Sampling):
         self._check_loggers()
         target = self.spec.train.steps if steps is None else self.step + steps
         writer = RunWriter(self, self.run_dir) if self.run_dir is not None else None
+        if writer is not None:  # a folder gantk did not make is refused before anything is written
+            claim_dir(self.run_dir, write=distributed.is_main())
         with run_lock(self.run_dir) if writer is not None else contextlib.nullcontext():
             if writer is not None:
                 writer.prepare(fork_from=fork_from)
-            logs = train_steps(self, target, writer=writer, progress=progress)
+            try:
+                logs = train_steps(self, target, writer=writer, progress=progress)
+            except Exception as exc:  # noqa: BLE001 - the failures a user can act on, said so
+                known = self._train_failure(exc)
+                if known is None:
+                    raise
+                raise known from None
         bad = check_finite(self.modules())
         if bad:
             raise TrainingError(f"training ended at step {self.step} with non-finite weights "
                                 f"({', '.join(bad[:5])})", where=str(self.run_dir or "pipeline"),
-                                fix=NONFINITE_FIX)
+                                fix=nonfinite_fix(self.run_dir))
         for comp in self.components:
             comp.on_train_end(self)
         self.manager.hook.gantk_on_train_end(pipeline=self, run_dir=self.run_dir)
         return logs
+
+    def _train_failure(self, exc: Exception) -> GantkError | None:
+        """A training failure as the paragraph a user can act on: a NaN stop that says what is
+        on disk, a peer process that died, memory that ran out; None for anything else."""
+        if isinstance(exc, TrainingError) and exc.fix and NONFINITE_FIX in exc.fix:
+            return TrainingError(exc.message, where=exc.where,
+                                 fix=exc.fix.replace(NONFINITE_FIX, nonfinite_fix(self.run_dir)))
+        if isinstance(exc, GantkError):
+            return None
+        peer = distributed.peer_failure(exc, self.step, self.run_dir)
+        if peer is not None:
+            return peer
+        if out_of_memory(exc):
+            return TrainingError(
+                f"ran out of memory in training step {self.step + 1} ({trim(exc, 160)})",
+                where=str(self.run_dir or "pipeline"),
+                fix="lower train.batch_size (or the resolution, or the backbone's widths) and "
+                    "run the same command again; checkpoints already written are untouched.")
+        return None
 
     def _check_loggers(self) -> None:
         """Every ``train.loggers`` entry's optional library is importable (before any step)."""
@@ -310,7 +354,8 @@ class Pipeline(Sampling):
 
     def save(self, path: str | Path) -> Path:
         """Write a run directory: the resolved spec and a checkpoint of the current state."""
-        writer = RunWriter(self, Path(path))
+        check_path_given(path, "path")
+        writer = RunWriter(self, claim_dir(path, write=distributed.is_main(), flag="path"))
         writer.write_spec()
         return writer.checkpoint()
 

@@ -43,9 +43,11 @@ def resolve_device(name: str) -> torch.device:
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights: beyond this a spec is a mistake
 
 
-def check_size(resolved: Any) -> None:
+def check_size(resolved: Any) -> int | None:
     """Count the backbone's parameters on the meta device (nothing is allocated) and refuse a
-    stack whose networks would not fit in memory, before anything is built for real."""
+    stack whose networks would not fit in memory, before anything is built for real: more than
+    :data:`MAX_PARAMETERS`, or weights and gradients larger than the memory this process may
+    still use (free memory, and the address-space limit of ``ulimit -v``). Returns the count."""
     try:
         with torch.device("meta"):
             meta = _build.build_backbone(resolved)
@@ -53,11 +55,78 @@ def check_size(resolved: Any) -> None:
     except GantkError:
         raise
     except Exception:  # a backbone that cannot be built on the meta device: no estimate
-        return
+        return None
     if n > MAX_PARAMETERS:
         raise SpecError(f"the backbone would have {n:,} parameters, more than the "
                         f"{MAX_PARAMETERS:,} gantk builds", where="backbone",
                         fix="lower the widths, latent size or resolution of the backbone.")
+    free = available_memory()
+    if free is not None and 2 * 4 * n > free:  # float32 weights and their gradients
+        raise too_big(n, free)
+    return n
+
+
+def too_big(n: int | None, free: int | None, detail: str = "") -> SpecError:
+    """The size refusal: the networks do not fit in the memory this process may use."""
+    size = f"{n:,} parameters, {4 * n / 2**30:.1f} GiB of float32 weights (training needs about " \
+        f"4 times that with gradients and optimiser state)" if n else "networks"
+    room = f"; {free / 2**30:.1f} GiB is available" if free is not None else ""
+    return SpecError(f"the backbone's {size} do not fit in this machine's memory{room}"
+                     + (f" ({detail})" if detail else ""), where="backbone",
+                     fix="lower the resolution (data.resolution), the backbone's widths or its "
+                         "latent size, or run where more memory is available.")
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the free memory (``MemAvailable``) and, under
+    ``ulimit -v``, the address space left; None where neither is known (not Linux)."""
+    import resource
+
+    limits = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/status") as fh:
+                used = next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmSize:"))
+            limits.append(max(soft - used, 0))
+    except (OSError, ValueError, StopIteration):
+        pass
+    return min(limits) if limits else None
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (CPU or accelerator)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return any(s in text for s in ("can't allocate memory", "out of memory", "std::bad_alloc",
+                                   "Cannot allocate memory"))
+
+
+def nonfinite_fix(run_dir: Path | None) -> str:
+    """What to do after a NaN/inf stop, saying truthfully what is on disk."""
+    from ..store.rundirs import list_checkpoints
+    from ..store.stackkeys import shell
+
+    if run_dir is None:
+        return ("nothing was saved (no run directory); lower the learning rates "
+                "(train.lr_g, train.lr_d) and train again.")
+    found = list_checkpoints(run_dir)
+    if not found:
+        return (f"no checkpoint was written before the stop, so {run_dir} holds no trained "
+                "weights to go on from: run the same command with lower learning rates (--set "
+                "train.lr_g=... --set train.lr_d=...); it starts afresh in that directory.")
+    step, path = found[-1]
+    return (f"the newest checkpoint, {path.name} (step {step}), is intact. To go on from it "
+            "with a lower learning rate (or other train.* settings), fork the run into a new "
+            "directory: `gantk train STACK.toml --out NEW_RUN "
+            f"{shell('--fork-from', run_dir)} --set train.lr_g=... --set train.lr_d=...` (see "
+            "docs/reliability.md); running the same command again resumes with the same "
+            "settings.")
 
 
 def run_dir_of(given: Path, ckpt: Checkpoint) -> Path | None:

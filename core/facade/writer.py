@@ -26,14 +26,18 @@ from typing import Any
 import torch
 
 from ..base.errors import GantkError, TrainingError
-from ..base.safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, read_jsonl, read_text,
-                           sweep_temp, trim)
-from ..stack.spec import BOOKKEEPING
+from ..base.safeio import (append_jsonl, atomic_write, ensure_dir, is_dir, no_link, read_jsonl,
+                           read_text, sweep_temp, trim)
 from ..store.checkpoint import Checkpoint, read_extra
-from ..store.rundirs import list_checkpoints, open_checkpoint, spec_diff, spec_to_toml, step_of
+from ..store.rundirs import list_checkpoints, open_checkpoint, spec_to_toml, step_of
+from ..store.stackkeys import BOOKKEEPING, set_flags, shell, spec_diff
 from ..train.distributed import is_main
 from ..train.signals import Interrupted
 
+
+# what a run directory's writer writes or cleans (each refused when it is a symbolic link)
+WRITTEN = ("spec.json", "spec.toml", "metrics.jsonl", "eval.jsonl", "checkpoints", "samples",
+           "plots")
 
 
 class RunWriter:
@@ -101,6 +105,8 @@ class RunWriter:
         the rows written from here on are those of the uninterrupted run."""
         pipe = self.pipe
         ensure_dir(self.dir)
+        for name in WRITTEN:  # a planted link would send writes (or the temp clean-up) elsewhere
+            no_link(self.dir / name, what="folder" if "." not in name else "file")
         if is_main():  # another rank's sweep could remove rank 0's file being written
             for sub in ("", "samples", "plots"):  # temp files of writes killed earlier
                 sweep_temp(self.dir / sub)
@@ -129,13 +135,19 @@ class RunWriter:
             def accept(ckpt: Checkpoint) -> None:
                 diff = spec_diff(ckpt.spec, mine, ignore=BOOKKEEPING)
                 if diff:
+                    back = set_flags(ckpt.spec, mine)
+                    listed = "; ".join(diff[:5]) + (f" and {len(diff) - 5} more"
+                                                    if len(diff) > 5 else "")
                     raise TrainingError(
                         "the run directory holds a run of a different stack or different "
-                        "settings (" + trim("; ".join(diff[:5]), 600) + ")", where=str(self.dir),
-                        fix="train into a new --out directory, run the same stack to resume (only "
-                            "train.steps and the bookkeeping keys such as train.log_every may "
-                            "change: docs/stacks.md), or fork the run with new train.* settings: "
-                            f"--out NEW_RUN --fork-from {self.dir} (docs/reliability.md).")
+                        f"settings ({trim(listed, 600)}; 'then' is what its checkpoint "
+                        f"{ckpt.path.name} holds)", where=str(self.dir),
+                        fix=(f"to resume it as trained, add {back}; otherwise " if back else "")
+                        + "train into a new --out directory, run the same stack to resume (only "
+                        "train.steps and the bookkeeping keys such as train.log_every may "
+                        "change: docs/stacks.md), or fork the run with new train.* settings: "
+                        f"{shell('--out', 'NEW_RUN', '--fork-from', self.dir)} "
+                        "(docs/reliability.md).")
                 pipe.load_checkpoint(ckpt, optimizers=True)
 
             ckpt = open_checkpoint(self.dir, warn=self._warn, accept=accept)

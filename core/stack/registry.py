@@ -16,7 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..train.ema import EmaDefault
-from ..base.errors import PluginError, SpecError, suggest
+from ..base.errors import PluginError, SpecError, some, suggest
+from ..base.safeio import trim
+from .regmeta import metadata_problem as _metadata_problem
 
 KINDS = ("backbone", "loss", "latent_transform", "regularizer", "method", "dataset", "metric",
          "logger")
@@ -97,17 +99,22 @@ def params_error(exc: ValidationError, *, where: str, entry: Entry) -> SpecError
     """One paragraph from a pydantic error, with dotted paths and close-match suggestions."""
 
     fields = list(entry.params.model_fields)
-    problems = []
+    problems, unknown = [], []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         path = f"{where}.{loc}" if loc else where
         if err["type"] == "extra_forbidden":
             hint = suggest(str(err["loc"][-1]), fields)
-            known = ", ".join(fields) if fields else "none"
-            problems.append(f"{path}: unknown option{' (' + hint + ')' if hint else ''}; "
-                            f"{entry.kind} {entry.name!r} takes: {known}")
+            unknown.append((path, f" ({hint})" if hint else ""))
         else:
-            problems.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+            problems.append(f"{path}: {err['msg']} (got {trim(repr(err.get('input')), 80)})")
+    if unknown:  # one statement for every unknown option, however many
+        known = ", ".join(fields) if fields else "none"
+        said = (f"{unknown[0][0]}: unknown option{unknown[0][1]}" if len(unknown) == 1 else
+                f"{len(unknown)} unknown options: "
+                + some([p + h for p, h in unknown], sep=", ", each=80))
+        problems.insert(0, f"{said}; {entry.kind} {entry.name!r} takes: {trim(known, 300)}")
+    problems = [some(problems, each=450)]
     return SpecError("; ".join(problems),
                      fix=f"correct the option(s); `gantk show {entry.name}` lists every option "
                          "with its type and default.")
@@ -120,6 +127,7 @@ class Registry:
         self.metadata: dict[str, dict[str, Any]] = {}
         self.alias_metadata: dict[str, dict[str, Any]] = {}
         self.broken: dict[str, str] = {}  # plugins that failed to load or register: name -> error
+        self.metadata_source: dict[str, str] = {}  # metadata section -> plugin whose file gave it
 
     # ------------------------------------------------------------------ building
     def add(self, entry: Entry) -> None:
@@ -134,25 +142,69 @@ class Registry:
                                   "(GANTK_DISABLE_PLUGINS=name).")
         self.entries[entry.name] = entry
 
-    def load_metadata(self, path: str | Path) -> None:
+    def load_metadata(self, path: str | Path, *, plugin: str = "") -> None:
+        """Read one ``registry.toml`` of ``plugin``; a file that is unreadable, not TOML or has a
+        section of the wrong shape is refused whole (PluginError), and nothing of it is kept."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise PluginError(f"cannot read registry metadata: {exc}", where=str(path),
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PluginError(f"cannot read registry metadata: {trim(exc, 300)}", where=str(path),
                               fix="repair the TOML file.") from None
-        for name, meta in data.get("components", {}).items():
+        sections = {}
+        for table in ("components", "aliases"):
+            part = data.get(table, {})
+            if not isinstance(part, dict):
+                raise PluginError(f"[{table}] is not a table", where=str(path),
+                                  fix="repair the TOML file (docs/plugins.md shows its form).")
+            for name, meta in part.items():
+                problem = _metadata_problem(meta, alias=table == "aliases")
+                if problem:
+                    raise PluginError(f"{table}.{trim(name, 60)}: {problem}", where=str(path),
+                                      fix="repair the TOML file (docs/plugins.md shows its form).")
+            sections[table] = part
+        for name, meta in sections["components"].items():
             self.metadata.setdefault(name, {}).update(meta)
-        for name, meta in data.get("aliases", {}).items():
+            self.metadata_source[name] = plugin
+        for name, meta in sections["aliases"].items():
             self.alias_metadata.setdefault(name, {}).update(meta)
+            self.metadata_source.setdefault(f"alias:{name}", plugin)
 
-    def apply_metadata(self) -> None:
+    def drop_metadata(self, plugin: str) -> None:
+        """Forget the metadata sections ``plugin``'s files gave."""
+        for key, owner in list(self.metadata_source.items()):
+            if owner == plugin:
+                del self.metadata_source[key]
+                if key.startswith("alias:"):
+                    self.alias_metadata.pop(key[len("alias:"):], None)
+                else:
+                    self.metadata.pop(key, None)
+
+    def drop_plugin(self, plugin: str) -> None:
+        """Remove everything ``plugin`` registered or described (a plugin found broken late)."""
+        self.entries = {n: e for n, e in self.entries.items() if e.plugin != plugin}
+        self.aliases = {n: a for n, a in self.aliases.items() if a.plugin != plugin}
+        self.drop_metadata(plugin)
+
+    def apply_metadata(self) -> list[tuple[str, PluginError]]:
         """Merge TOML metadata into registered entries (TOML fills what code left empty; TOML
-        ``defaults`` override the params model's defaults and must name real options)."""
+        ``defaults`` override the params model's defaults and must name real options).
 
-        for name, meta in self.metadata.items():
+        Returns the sections that do not fit their entry as ``(plugin, error)``, the plugin being
+        the one whose file gave the section (the caller reports and drops it)."""
+
+        failed: list[tuple[str, PluginError]] = []
+        for name, meta in list(self.metadata.items()):
             entry = self.entries.get(name)
             if entry is None:
+                continue
+            defaults = meta.get("defaults", {})
+            unknown = set(defaults) - set(entry.params.model_fields)
+            if unknown:
+                failed.append((self.metadata_source.get(name) or entry.plugin, PluginError(
+                    f"registry.toml gives defaults for unknown option(s) {sorted(unknown)} of "
+                    f"{name!r}", where=f"components.{name}.defaults",
+                    fix="make registry.toml's defaults match the component's Params.")))
                 continue
             for key in ("title", "paper", "summary"):
                 if meta.get(key) and not getattr(entry, key):
@@ -161,12 +213,6 @@ class Registry:
             entry.provides = entry.provides | frozenset(meta.get("provides", ()))
             entry.conflicts = entry.conflicts | frozenset(meta.get("conflicts", ()))
             entry.cost = {**meta.get("cost", {}), **entry.cost}
-            defaults = meta.get("defaults", {})
-            unknown = set(defaults) - set(entry.params.model_fields)
-            if unknown:
-                raise PluginError(f"registry.toml gives defaults for unknown option(s) "
-                                  f"{sorted(unknown)} of {name!r}", where=f"components.{name}.defaults",
-                                  fix="make registry.toml's defaults match the component's Params.")
             entry.defaults = {**defaults, **entry.defaults}
         for name, meta in self.alias_metadata.items():
             if name not in self.aliases and "expands" in meta:
@@ -174,6 +220,7 @@ class Registry:
                                            summary=meta.get("summary", ""),
                                            title=meta.get("title", ""), paper=meta.get("paper", ""),
                                            plugin="registry.toml")
+        return failed
 
     # ------------------------------------------------------------------ lookup
     def names(self, kind: str | tuple[str, ...] | None = None) -> list[str]:
@@ -229,8 +276,14 @@ class Registry:
                              "summary": meta.get("summary", ""), "needs": meta.get("needs", []),
                              "conflicts": meta.get("conflicts", []), "cost": meta.get("cost", {}),
                              "status": "not installed"})
+        for row in rows:  # text a plugin handed over: bounded, whatever its size
+            for key in ("summary", "title", "paper"):
+                row[key] = trim(row.get(key) or "", SUMMARY_LIMIT if key == "summary" else 200)
         return sorted(rows, key=lambda r: (KINDS.index(r["kind"]) if r["kind"] in KINDS else 99,
-                                           r["name"]))
+                                           str(r["name"])))
+
+
+SUMMARY_LIMIT = 400  # characters of a summary list-plugins shows (a plugin may hand megabytes)
 
 
 class RegistrationError(PluginError):

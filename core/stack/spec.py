@@ -25,7 +25,8 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from ..base.errors import SpecError, suggest
+from ..store.stackkeys import BOOKKEEPING
+from ..base.errors import SpecError, some, suggest
 from ..base.safeio import trim
 from .stackfile import (MAX_DEPTH, MAX_INT, MAX_SPEC_BYTES, _merge_shorthand, apply_overrides,
                         check_shape, load_toml, parse_shorthand, parse_toml_text, parse_value)
@@ -37,12 +38,8 @@ __all__ = ["BOOKKEEPING", "ComponentSpec", "DEVICE_PATTERN", "MAX_DEPTH", "MAX_I
 
 
 MAX_STEPS = 10**9
+# the keys a run resumes with changed (docs/stacks.md): gantk.store.stackkeys
 
-# train.* keys that say how a run is watched and run, not what it computes: a run directory
-# resumes with any of them changed (docs/stacks.md)
-BOOKKEEPING = frozenset(f"train.{k}" for k in (
-    "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "eval_every",
-    "eval_n", "eval_metrics", "num_samples", "loggers", "workers", "threads"))
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
 
 _Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -110,6 +107,10 @@ class TrainSpec(BaseModel):
     threads: int | None = Field(None, ge=1, le=1024,
                                 description="torch CPU threads while training; unset: "
                                 "OMP_NUM_THREADS, else the free physical cores (at most 8)")
+    dist_timeout: float = Field(600.0, ge=10, le=86_400,
+                                description="under torchrun: seconds a process waits for a peer "
+                                "in one collective before it stops with a message (a stopped or "
+                                "hung peer); PyTorch's own default is 30 minutes")
 
     @field_validator("device")
     @classmethod
@@ -215,14 +216,19 @@ def parse_spec(source: str | Path | dict[str, Any] | StackSpec,
     try:
         return StackSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = []
+        problems, unknown = [], []
         for err in exc.errors():
             where = _path(err["loc"])
             if err["type"] == "extra_forbidden":
                 section = StackSpec if len(err["loc"]) == 1 else TrainSpec
                 hint = suggest(str(err["loc"][-1]), section.model_fields)
-                problems.append(f"{where}: unknown key" + (f" ({hint})" if hint else ""))
+                unknown.append(f"{where}" + (f" ({hint})" if hint else ""))
+                if len(unknown) == 1:
+                    first = f"{where}: unknown key" + (f" ({hint})" if hint else "")
             else:
                 problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-        raise SpecError(trim("; ".join(problems), 1500),
+        if unknown:  # hundreds of unknown keys: a few of them and the count
+            problems.insert(0, first if len(unknown) == 1 else f"{len(unknown)} unknown keys: "
+                            + some(unknown, sep=", ", each=80))
+        raise SpecError(trim(some(problems, each=450), 1500),
                         fix="see docs/stacks.md for every section and key.") from None

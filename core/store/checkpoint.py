@@ -11,8 +11,10 @@ torch and torchvision versions).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,18 @@ _STEP = re.compile(r"[0-9]{1,13}")
 
 def _atomic_write(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
     with atomic_path(path) as tmp:  # readers see the old file or the new, never half
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:  # its I/O errors (a full disk) as the OSError they are
+            raise _as_os_error(exc, tmp) from None
+
+
+def _as_os_error(exc: Exception, tmp: Path) -> OSError:  # noqa: ARG001 - the write's temp file
+    """safetensors reports a failed write as ``SafetensorError("... Os { code: 28, ... }")``:
+    the errno, so that the write's paragraph (full disk, read-only...) names the file."""
+    found = re.search(r"code: (\d+)", str(exc))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, os.strerror(code) if found else trim(exc, 200))  # named: the target
 
 
 def tensor_digest(tensors: dict[str, Tensor]) -> str:

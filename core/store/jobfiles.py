@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..base.errors import SweepError
+from ..base.errors import GantkError, SweepError
+from ..base.safeio import is_regular, read_text
 
 RESULT_FILE = "sweep_result.json"
 ERROR_FILE = "sweep_error.txt"
@@ -34,9 +35,12 @@ WORKER_MODULE = "gantk.sweep_worker"
 def read_job(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``sweep_job.json`` as a dict; ``{}`` when there is none or it is unreadable."""
 
+    f = Path(run_dir) / JOB_FILE
+    if not is_regular(f):  # a FIFO named like the job file must not hang the reader
+        return {}
     try:
-        job = json.loads((Path(run_dir) / JOB_FILE).read_text())
-    except (OSError, ValueError):
+        job = json.loads(read_text(f, what="job file"))
+    except (OSError, ValueError, RecursionError, GantkError):
         return {}
     return job if isinstance(job, dict) else {}
 

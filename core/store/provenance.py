@@ -12,6 +12,8 @@ import importlib.metadata as md
 import platform
 from typing import Any
 
+from .stackkeys import shell
+
 
 def _version(dist: str) -> str:
     try:
@@ -62,7 +64,7 @@ def install_hint(spec: dict[str, Any], provenance: dict[str, Any], plugins: dict
         if dist:
             pin = f"{dist}=={version}" if version else dist
             said.append(f"{name!r} came from the package {dist} {version}".rstrip()
-                        + f" (pip install '{pin}')")
+                        + f" ({shell('pip', 'install', pin, quote=(2,))})")
         elif origin.get("entry_point"):
             said.append(f"{name!r} came from the plugin with entry point "
                         f"{origin['entry_point']!r} (no package recorded)")

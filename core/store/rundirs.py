@@ -20,9 +20,11 @@ from ..base.errors import CheckpointError, GantkError
 from ..base.safeio import is_dir, is_regular, read_text, trim
 from .checkpoint import Checkpoint
 from .jobfiles import JOB_FILE, SWEEP_LOCK, read_job, train_run_dir
+from .runmark import RUN_MARKER
+from .stackkeys import same_stack, shell, spec_diff, stack_diff
 
 __all__ = ["list_checkpoints", "open_checkpoint", "same_stack", "spec_diff", "spec_to_toml",
-           "step_of", "stored_stack"]
+           "stack_diff", "step_of", "stored_stack"]
 
 _CKPT = re.compile(r"step_(\d+)\.safetensors$")
 
@@ -44,11 +46,6 @@ def list_checkpoints(run_dir: Path, odd: list[str] | None = None) -> list[tuple[
         elif m and odd is not None:
             odd.append(f"{name} (not a regular file)")
     return sorted(found)
-
-
-def same_stack(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two stored specs describe the same networks (train.* settings may differ)."""
-    return all(a.get(k) == b.get(k) for k in ("backbone", "loss", "methods", "data"))
 
 
 def stored_stack(run_dir: Path, warn=None) -> dict[str, Any] | None:
@@ -110,39 +107,74 @@ def open_checkpoint(path: Path, *, step: int | None = None, warn=None,
         raise CheckpointError("the run directory holds no checkpoint", where=str(path / "checkpoints"),
                               fix=f"this run of a sweep's train_as cell trained nothing and holds "
                                   f"only its evaluation: its networks are in {source} (sample them "
-                                  f"with the cell's transforms: `gantk eval {source} --with NAME`, "
+                                  f"with the cell's transforms: `{shell('gantk', 'eval', source)} "
+                                  "--with NAME`, "
                                   f"or gantk.sweeps.load_run)." if source else
                               "train first (`gantk train STACK.toml --out RUN_DIR`).")
     reference = stored_stack(path, warn)
+    foreign: list[tuple[Path, list[str]]] = []  # intact, but not the stack of spec.json
     for _, f in reversed(found):  # newest intact one wins
         try:
             ckpt = Checkpoint(f)
-            if reference is not None and not same_stack(ckpt.spec, reference):
-                raise CheckpointError("it holds a different stack than the run's spec.json",
-                                      where=str(f))
+            diff = stack_diff(ckpt.spec, reference) if reference is not None else []
+            if diff:
+                foreign.append((f, diff))
+                continue
             if accept is not None:
                 accept(ckpt)
-            if errors and warn is not None:
-                warn(f"skipped damaged or foreign checkpoint(s): {trim('; '.join(errors), 600)}; "
-                     f"using {f.name}")
-            return ckpt
         except CheckpointError as exc:
             errors.append(f"{f.name} ({exc.message})")
+            continue
+        if foreign:
+            errors += [f"{g.name} (it holds a different stack than the run's spec.json: "
+                       f"{trim('; '.join(d[:2]), 200)})" for g, d in foreign]
+        if errors and warn is not None:
+            warn(f"skipped damaged or foreign checkpoint(s): {trim('; '.join(errors), 600)}; "
+                 f"using {f.name}")
+        return ckpt
+    if foreign:  # every intact checkpoint disagrees with spec.json: spec.json is the odd one
+        return _trust_checkpoints(path, foreign, errors, warn, accept)
+    raise CheckpointError("no checkpoint in the run directory is usable: "
+                          + trim("; ".join(errors), 600), where=str(path / "checkpoints"),
+                          fix="restore a checkpoint from a backup or start a new run directory.")
+
+
+def _trust_checkpoints(path: Path, foreign: list[tuple[Path, list[str]]], errors: list[str],
+                       warn, accept) -> Checkpoint:
+    """spec.json was edited (or damaged into another valid stack) after the checkpoints were
+    written: each checkpoint holds the stack it was trained with, so the newest intact one is
+    used as it is, with a warning naming the keys that differ."""
+    for f, diff in foreign:
+        try:
+            ckpt = Checkpoint(f)
+            if accept is not None:
+                accept(ckpt)
+        except CheckpointError as exc:
+            errors.append(f"{f.name} ({exc.message})")
+            continue
+        if warn is not None:
+            listed = "; ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+            warn(f"{path / 'spec.json'} differs from every checkpoint of the run in "
+                 f"{trim(listed, 400)}; each checkpoint holds the stack it was trained with, so "
+                 f"{f.name}'s stack is used (`gantk train` with the run's stack rewrites "
+                 "spec.json from it)")
+        return ckpt
     raise CheckpointError("no checkpoint in the run directory is usable: "
                           + trim("; ".join(errors), 600), where=str(path / "checkpoints"),
                           fix="restore a checkpoint from a backup or start a new run directory.")
 
 
 def runs_under(folder: Path, *, depth: int = 3, limit: int = 2000) -> list[Path]:
-    """The run directories below ``folder`` (a ``spec.json``, ``checkpoints/`` or sweep job file
-    in them), at most ``depth`` levels down, sorted; symlinks are not followed."""
+    """The run directories below ``folder`` (a run marker, ``spec.json``, ``checkpoints/`` or
+    sweep job file in them), at most ``depth`` levels down, sorted; symlinks are not followed."""
     found: list[Path] = []
     seen = 0
     for top, dirs, files in os.walk(folder):
         seen += 1
         here = Path(top)
         level = len(here.relative_to(folder).parts)
-        if here != folder and ("spec.json" in files or JOB_FILE in files or "checkpoints" in dirs):
+        if here != folder and ("spec.json" in files or JOB_FILE in files or "checkpoints" in dirs
+                               or RUN_MARKER in files):
             found.append(here)
             dirs[:] = []  # a run's own folders hold no runs
         elif level >= depth or seen > limit:
@@ -162,9 +194,9 @@ def _refuse_parent(path: Path) -> None:
     what = "a sweep directory" if sweep else "a folder of run directories"
     raise CheckpointError(
         f"this is {what}, not a run: it holds {len(runs)} run(s): {listed}", where=str(path),
-        fix=f"give one run, e.g. `gantk eval {path / names[0]}`" +
+        fix=f"give one run, e.g. `{shell('gantk', 'eval', path / names[0])}`" +
             ("; the sweep's table of every run is `gantk sweep SWEEP.toml --out "
-             f"{path} --summary`." if sweep else "."))
+             f"{shell(path)} --summary`." if sweep else "."))
 
 
 def _refuse_text_file(path: Path) -> None:
@@ -180,11 +212,11 @@ def _refuse_text_file(path: Path) -> None:
     if "axes" in raw or "seeds" in raw or "eval" in raw and "stack" in raw:
         raise CheckpointError(
             "this is a sweep file, not a checkpoint or run directory", where=str(path),
-            fix=f"run it first: `gantk sweep {path} --out runs/NAME`; then evaluate a run "
+            fix=f"run it first: `{shell('gantk', 'sweep', path)} --out runs/NAME`; then evaluate a run "
                 "under runs/NAME, or read runs/NAME/summary.md.")
     raise CheckpointError(
         "this is a stack file (TOML), not a checkpoint or run directory", where=str(path),
-        fix=f"train it first: `gantk train {path} --out runs/NAME`, then give that run "
+        fix=f"train it first: `{shell('gantk', 'train', path)} --out runs/NAME`, then give that run "
             "directory (`gantk eval runs/NAME`).")
 
 
@@ -207,14 +239,3 @@ def spec_to_toml(spec_dict: dict[str, Any]) -> str:
 def step_of(row: dict[str, Any]) -> float:
     step = row.get("step", 0)
     return step if isinstance(step, (int, float)) and not isinstance(step, bool) else math.inf
-
-
-def spec_diff(a: Any, b: Any, *, prefix: str = "", ignore: set[str] = frozenset()) -> list[str]:
-    if prefix in ignore:
-        return []
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += spec_diff(a.get(k), b.get(k), prefix=f"{prefix}.{k}" if prefix else k, ignore=ignore)
-        return out
-    return [] if a == b else [f"{prefix}: {a!r} then, {b!r} now"]

@@ -5,7 +5,9 @@ RUN_DIR. A second gantk process aimed at the same directory (a second ``gantk tr
 sweeps sharing an ``--out``) is refused with the first one's pid instead of interleaving its steps,
 checkpoints and logs with the first one's, which would leave a run that neither process trained.
 The lock dies with its process (a kill leaves no stale lock), and the empty-but-for-a-pid file it
-leaves behind is harmless. Where ``fcntl`` does not exist (Windows) nothing is locked. Under
+leaves behind is harmless. The lock file is opened without following links
+(:func:`gantk.base.safeio.open_nofollow`): a planted symlink or hard link is refused, never
+truncated. Where ``fcntl`` does not exist (Windows) nothing is locked. Under
 torchrun only rank 0 locks (the other ranks write nothing).
 """
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from ..train.distributed import is_main
 from ..base.errors import GantkError, TrainingError
-from ..base.safeio import ensure_dir
+from ..base.safeio import ensure_dir, io_errors, open_nofollow
 
 try:
     import fcntl
@@ -42,7 +44,9 @@ def run_lock(run_dir: str | Path, *, doing: str = "is training into this run dir
     if fcntl is None or not is_main():
         yield
         return
-    fd = os.open(run_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
+    # never through a planted link: a `.lock` symlink to a file elsewhere would have that file
+    # truncated to our pid, a dangling one would create a file outside the run (safeio)
+    fd = open_nofollow(run_dir / name, os.O_RDWR | os.O_CREAT, what="lock file")
     try:
         try:  # a POSIX record lock belongs to this process: forked DataLoader workers, which
             # outlive a run, do not inherit it (an flock would stay held through their copies)
@@ -53,8 +57,9 @@ def run_lock(run_dir: str | Path, *, doing: str = "is training into this run dir
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise error(f"another gantk process (pid {other}) {doing}", where=str(run_dir),
                         fix=fix) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        with io_errors(run_dir / name, "write the lock file"):  # a full disk: one paragraph
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -48,10 +48,16 @@ def _env_int(name: str, default: int) -> int:
                         where=name, fix="launch with torchrun, which sets it.") from None
 
 
-def init_from_env(device: torch.device) -> torch.device:
+DEFAULT_TIMEOUT_S = 600.0  # train.dist_timeout's default: a hung peer is reported in 10 minutes
+
+
+def init_from_env(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> torch.device:
     """Join the process group torchrun describes (``WORLD_SIZE`` > 1); returns this rank's device.
 
-    Idempotent; a single process (no torchrun, or ``--nproc_per_node=1``) is left alone."""
+    ``timeout_s`` (``train.dist_timeout``) bounds how long a collective waits for a peer that
+    stopped (SIGSTOP, a hang) before this process fails with :func:`peer_failure`'s message,
+    instead of gloo's 30 minutes. Idempotent; a single process (no torchrun, or
+    ``--nproc_per_node=1``) is left alone."""
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1 and not dist.is_initialized():
         return device
@@ -63,7 +69,10 @@ def init_from_env(device: torch.device) -> torch.device:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         try:
-            dist.init_process_group(backend=backend)
+            import datetime
+
+            dist.init_process_group(backend=backend,
+                                    timeout=datetime.timedelta(seconds=float(timeout_s)))
         except (RuntimeError, ValueError) as exc:
             raise GantkError(f"cannot join the process group ({backend}): {exc}",
                              where="torchrun environment (MASTER_ADDR, MASTER_PORT, RANK)",
@@ -71,6 +80,36 @@ def init_from_env(device: torch.device) -> torch.device:
                                  "$(which gantk) train ...`, or with --rdzv-endpoint=HOST:PORT "
                                  "reachable from every node.") from None
     return device
+
+
+# what gloo and NCCL say when a peer process died or hung in a collective
+_PEER_SIGNS = ("connection closed by peer", "connection reset by peer", "broken pipe",
+               "timed out", "timeout", "nccl communicator was aborted", "socket closed",
+               "connection refused", "gloo", "nccl error", "ncclremoteerror",
+               "ncclsystemerror", "read error", "failed to recv", "ran out of input")
+
+
+def peer_failure(exc: BaseException, step: int, run_dir: object = None) -> GantkError | None:
+    """The paragraph for a collective that failed because another process died or stopped
+    answering (None for any other error, or in a single process)."""
+    if world_size() <= 1 or not isinstance(exc, (RuntimeError, OSError, ValueError)) \
+            or isinstance(exc, GantkError):
+        return None
+    text = str(exc)
+    if not any(sign in text.lower() for sign in _PEER_SIGNS):
+        return None
+    from ..base.errors import TrainingError
+    from ..base.safeio import trim
+
+    again = f"--out {run_dir}" if run_dir is not None else "the same --out"
+    return TrainingError(
+        f"[rank {rank()}] another process of this torchrun job died or stopped answering "
+        f"during step {step + 1} (its collective failed: {trim(' '.join(text.split()), 200)})",
+        where=f"torchrun process group ({world_size()} processes)",
+        fix="see the other process's output for why it stopped; then run the same torchrun "
+            f"command again with {again}: it resumes from the newest checkpoint, with this or "
+            "another number of processes (--nproc_per_node=1 too). A peer that only hangs is "
+            "given up on after train.dist_timeout seconds.")
 
 
 def rank() -> int:

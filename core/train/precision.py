@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 from collections.abc import Iterator
 
 import torch
@@ -68,6 +69,22 @@ class Precision:
         if id(opt) not in self._scalers:
             self._scalers[id(opt)] = torch.amp.GradScaler(self.device.type)
         return self._scalers[id(opt)]
+
+    def scaler_state(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+        """Each fp16 GradScaler's state (scale, growth tracker) by optimiser name: a checkpoint
+        stores it, so a resumed run skips and scales the same steps as the uninterrupted one."""
+        return {name: self._scalers[id(opt)].state_dict() for name, opt in optimizers.items()
+                if id(opt) in self._scalers}
+
+    def load_scaler_state(self, optimizers: dict[str, torch.optim.Optimizer],
+                          states: Any) -> None:
+        if self.mode != "fp16" or not isinstance(states, dict):
+            return
+        for name, opt in optimizers.items():
+            state = states.get(name)
+            if isinstance(state, dict) and all(isinstance(state.get(k), (int, float)) for k in
+                                               ("scale", "_growth_tracker")):
+                self._scaler(opt).load_state_dict(state)
 
     def backward(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
         scaler = self._scaler(opt)

@@ -145,7 +145,8 @@ class Trainer:
         stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
         if bool(torch.isfinite(stacked).all()) and not elsewhere:
             return
-        bad = {k: float(v) for k, v in values.items() if not torch.isfinite(v.detach()).all()}
+        bad = {k: float(v.detach()) for k, v in values.items()
+               if not torch.isfinite(v.detach()).all()}
         raise TrainingError(
             f"at step {step} ({phase} update) the loss became non-finite"
             + (" on another process" if not bad else ": ")
