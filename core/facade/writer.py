@@ -111,6 +111,11 @@ class RunWriter:
             for sub in ("", "samples", "plots"):  # temp files of writes killed earlier
                 sweep_temp(self.dir / sub)
             sweep_temp(self.dir / "checkpoints", broad=True)
+        train = pipe.spec.train
+        if train.eval_every and train.eval_metrics:  # fetch/verify Inception now, not at step N
+            from ..metrics.evaluate import prepare_evaluation
+
+            prepare_evaluation(pipe.data_info, pipe.spec.data.name, list(train.eval_metrics))
         found = list_checkpoints(self.dir)
         if fork_from is not None:
             if found:
