@@ -21,11 +21,11 @@ from ..base.interfaces import Component, StepContext
 from ..base.safeio import trim
 from ..stack import build as _build
 from ..stack.plugins import PluginManager, get_plugin_manager
-from ..stack.spec import StackSpec, parse_spec
+from ..stack.spec import BOOKKEEPING, StackSpec, parse_spec
 from ..store.checkpoint import Checkpoint, check_finite, save_checkpoint
 from ..store.provenance import install_hint
 from ..store.provenance import record as provenance_record
-from ..store.rundirs import open_checkpoint
+from ..store.rundirs import open_checkpoint, spec_diff
 from ..store.runlock import run_lock
 from ..train import distributed
 from ..train import ema as _ema
@@ -172,7 +172,7 @@ class Pipeline(Sampling):
         stored = current_form(ckpt.spec, self.registry)
         mine = self.spec.to_dict()
         for key in ("backbone", "loss", "methods", "data"):
-            if stored.get(key) != mine.get(key):
+            if spec_diff(stored.get(key), mine.get(key), prefix=key, ignore=BOOKKEEPING):
                 raise CheckpointError(
                     f"the checkpoint was trained with a different {key} ({stored.get(key)!r}) than "
                     f"this stack ({mine.get(key)!r})", where=str(ckpt.path),

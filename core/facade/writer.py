@@ -33,6 +33,7 @@ from ..store.checkpoint import Checkpoint, read_extra
 from ..store.rundirs import list_checkpoints, open_checkpoint, spec_diff, spec_to_toml, step_of
 from ..train.distributed import is_main
 from ..train.signals import Interrupted
+from .setup import current_form
 
 
 
@@ -127,7 +128,7 @@ class RunWriter:
             mine = pipe.spec.to_dict()
 
             def accept(ckpt: Checkpoint) -> None:
-                diff = spec_diff(ckpt.spec, mine, ignore=BOOKKEEPING)
+                diff = spec_diff(current_form(ckpt.spec, pipe.registry), mine, ignore=BOOKKEEPING)
                 if diff:
                     raise TrainingError(
                         "the run directory holds a run of a different stack or different "

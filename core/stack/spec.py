@@ -38,11 +38,14 @@ __all__ = ["BOOKKEEPING", "ComponentSpec", "DEVICE_PATTERN", "MAX_DEPTH", "MAX_I
 
 MAX_STEPS = 10**9
 
-# train.* keys that say how a run is watched and run, not what it computes: a run directory
-# resumes with any of them changed (docs/stacks.md)
+# keys that say how a run is watched and run, not what it computes: a run directory resumes,
+# and a checkpoint loads, with any of them changed (docs/stacks.md). data.download only lets
+# torchvision fetch missing files (a loaded run never downloads); data.in_memory reads the same
+# pixels in the same order; data.max_pixels is a safety limit checked before decoding.
 BOOKKEEPING = frozenset(f"train.{k}" for k in (
     "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "eval_every",
-    "eval_n", "eval_metrics", "num_samples", "loggers", "workers", "threads"))
+    "eval_n", "eval_metrics", "num_samples", "loggers", "workers", "threads")) | frozenset(
+    f"data.{k}" for k in ("download", "in_memory", "max_pixels"))
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
 
 _Beta = Annotated[float, Field(ge=0, lt=1)]
