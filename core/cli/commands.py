@@ -107,8 +107,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..store.rundirs import spec_to_toml
 
     res = _load_pipeline_spec(args)
+    _check_data_root(res)  # before the build: a missing folder is the cause of what follows
     pipe = Pipeline(res.spec, manager=plugin_manager(args), device="cpu")  # build = full validation
-    _check_data_root(res)
     if args.json:
         print(json.dumps(res.spec.to_dict(), indent=2, sort_keys=True))
         return 0
@@ -173,7 +173,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.steps={args.steps}")
     if args.device:
         overrides.append(f'train.device="{args.device}"')
-    pipe = Pipeline.from_spec(args.stack, overrides, manager=plugin_manager(args))
+    from ..stack import build
+    from ..stack.spec import parse_spec
+
+    spec = parse_spec(args.stack, overrides)
+    _check_data_root(build.resolve(spec, plugin_manager(args).registry))  # before the build
+    pipe = Pipeline(spec, manager=plugin_manager(args))
     out = Path(args.out)
     if pipe.world.rank != 0:  # under torchrun rank 0 reports
         pipe.train(out=out, progress=False, fork_from=args.fork_from)
