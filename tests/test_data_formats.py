@@ -152,8 +152,9 @@ def test_auto_picks_flat_when_images_sit_in_the_root_or_one_subfolder(tmp_path):
 def test_an_empty_class_folder_is_named(tmp_path):
     root = _classes(tmp_path / "animals")
     (root / ".ipynb_checkpoints").mkdir()
-    with pytest.raises(DataError) as err:
-        folder_info(FolderParams(root=str(root)))
+    assert folder_info(FolderParams(root=str(root))).num_classes == 4  # building reads no image
+    with pytest.raises(DataError) as err:  # listing (check, train) does
+        folder_census(FolderParams(root=str(root)))
     text = err.value.paragraph()
     assert "'.ipynb_checkpoints'" in text and "hold no images" in text and 'labels = "none"' in text
 
@@ -249,7 +250,7 @@ def test_hf_mistakes_are_one_paragraph(tmp_path, fresh_hf):
     with pytest.raises(DataError, match="no split 'test'.*use one of train"):
         hf.hf_info(hf.HFParams(path=str(path), image_column="img", split="test"))
     with pytest.raises(DataError, match="not a folder on this machine"):
-        hf.hf_info(hf.HFParams(path="someone/on-the-hub"))
+        hf.hf_census(hf.HFParams(path="someone/on-the-hub"))  # the Hub is never asked
 
 
 def test_without_the_datasets_library_one_paragraph_names_the_extra(tmp_path, monkeypatch,

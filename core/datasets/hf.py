@@ -191,6 +191,9 @@ def hf_info(p: HFParams) -> DataInfo:
     if p.channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {p.channels}", where="data.channels",
                         fix="set data.channels = 1 or 3.")
+    if not is_dir(Path(p.path).expanduser()):
+        # not there: check and training say so; a run whose data has moved still samples
+        return DataInfo(shape=(p.channels, p.resolution, p.resolution), kind="image")
     _, label = _columns(p)
     classes = _classes(p.path, p.split, label)[0] if label is not None else None
     return DataInfo(shape=(p.channels, p.resolution, p.resolution), num_classes=classes,
