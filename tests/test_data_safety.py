@@ -152,3 +152,29 @@ def test_a_run_trained_with_download_true_samples_and_resumes(tmp_path):
     resumed = Pipeline.from_spec(spec, device="cpu")
     resumed.train(out=run, progress=False)
     assert resumed.step == 3
+
+
+def test_a_pixel_bomb_inside_a_zip_names_the_member(tmp_path):
+    import zipfile
+
+    _png(tmp_path / "bomb.png", 30000, 30000)
+    good = _folder(tmp_path / "imgs", n=2)
+    archive = tmp_path / "ds.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(good / "0.png", "00000/img00000000.png")
+        zf.write(tmp_path / "bomb.png", "00000/img00000001.png")
+    with pytest.raises(DataError) as err:
+        load_folder(FolderParams(root=str(archive), resolution=8))
+    text = err.value.paragraph()
+    assert f"{archive}:00000/img00000001.png" in text and "data.max_pixels" in text
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_labels_file_or_the_root_is_refused_not_waited_on(tmp_path):
+    root = _folder(tmp_path / "imgs", n=2)
+    os.mkfifo(root / "dataset.json")
+    with pytest.raises(DataError, match="dataset.json' is a FIFO"):
+        _in_thread(lambda: load_folder(FolderParams(root=str(root), resolution=8)))
+    os.mkfifo(tmp_path / "data.zip")
+    with pytest.raises(DataError, match="neither a folder nor a regular file"):
+        _in_thread(lambda: load_folder(FolderParams(root=str(tmp_path / "data.zip"))))
