@@ -168,13 +168,6 @@ def _plan(p: FolderParams, root: Path, zf: zipfile.ZipFile | None
     classes: list[str] = []
     if mode == "folders":
         classes = _zip_classes(_members(zf)) if zf is not None else _folder_classes(root)[0]
-        empty = [c for c in classes if zf is None and not _holds_an_image(root / c)]
-        if empty:
-            raise DataError(f"class folder(s) {', '.join(repr(c) for c in empty[:5])} hold no "
-                            f"images; with class folders (torchvision's ImageFolder) every "
-                            f"subfolder of {str(root)!r} is a class", where="data.labels",
-                            fix='remove the empty folder(s), or set data.labels = "none" to train '
-                                'on all the images unlabelled.')
         if not classes:
             raise DataError(f"data.labels = \"folders\", but {str(root)!r} has no folders of "
                             "images", where="data.labels",
@@ -235,15 +228,6 @@ def _count_classes(mode: str, classes: list[str], table: dict[str, int] | None) 
     return None
 
 
-def _holds_an_image(folder: Path) -> bool:
-    """Whether ``folder`` (searched as torchvision's make_dataset does) holds an image file;
-    stops at the first one."""
-    for here, _, names in os.walk(folder, followlinks=True):
-        if any(_has_ext(n) and is_regular(Path(here) / n) for n in names):
-            return True
-    return False
-
-
 def _class_folders(root: Path, skipped: list[str]) -> tuple[list, list[int], list[str], int]:
     """torchvision's ImageFolder listing: sorted class folders, each searched recursively."""
     from torchvision.datasets.folder import make_dataset
@@ -259,6 +243,13 @@ def _class_folders(root: Path, skipped: list[str]) -> tuple[list, list[int], lis
         return True
 
     samples = make_dataset(str(root), class_to_idx, is_valid_file=valid, allow_empty=True)
+    empty = sorted(set(classes) - {classes[c] for _, c in samples})
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(repr(c) for c in empty[:5])} hold no images; "
+                        f"with class folders (torchvision's ImageFolder) every subfolder of "
+                        f"{str(root)!r} is a class", where="data.labels",
+                        fix='remove the empty folder(s), or set data.labels = "none" to train '
+                            'on all the images unlabelled.')
     with os.scandir(root) as it:
         ignored = sum(1 for e in it if _has_ext(e.name) and not is_dir(Path(e.path)))
     return [Path(f) for f, _ in samples], [c for _, c in samples], classes, ignored
