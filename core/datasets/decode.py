@@ -70,8 +70,10 @@ def too_large(name: str, width: int | None, height: int | None, max_pixels: int,
     if width is not None and height is not None:
         size = f"{width} x {height} = {width * height:,} pixels"
         cost = f" (about {width * height * 3 / 2**20:,.0f} MiB once decoded as RGB)"
+    elif at_least is not None:  # PIL's own limit stopped it: PIL names the count, not the sides
+        size, cost = f"{at_least:,} pixels", f" (about {at_least * 3 / 2**20:,.0f} MiB as RGB)"
     else:
-        size, cost = f"more than {at_least:,} pixels", ""
+        size, cost = f"more than {PIL_HARD_LIMIT:,} pixels (PIL's own hard limit)", ""
     return DataError(f"the image declares {size}{cost}, more than the limit of {max_pixels:,} "
                      "pixels that gantk checks before decoding", where=name, fix=RAISE_FIX + ".")
 
@@ -104,8 +106,7 @@ def decode(fp: BinaryIO, name: str, *, resolution: int, channels: int,
         raise
     except Image.DecompressionBombError as exc:
         pixels = _bomb_pixels(exc)
-        raise too_large(name, None, None, max_pixels,
-                        at_least=pixels or PIL_HARD_LIMIT) from None
+        raise too_large(name, None, None, max_pixels, at_least=pixels) from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, EOFError, ...
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise DataError(f"cannot read image {name!r}: {detail}", where=where,
