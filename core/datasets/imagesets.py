@@ -93,10 +93,24 @@ def _root(p: FolderParams) -> tuple[Path, bool]:
     return root, True
 
 
+class _Archive(zipfile.ZipFile):
+    """A ZipFile over a file opened by :func:`open_regular`; closing it closes the file too."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._raw = fp
+        super().__init__(fp)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
 def _archive(root: Path) -> zipfile.ZipFile:
     fp = open_regular(root)
     try:
-        return zipfile.ZipFile(fp)
+        return _Archive(fp)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         fp.close()
         raise DataError(f"{str(root)!r} is not a folder, and not a readable zip archive ({exc})",
