@@ -12,7 +12,9 @@ workers. :class:`LoaderStream` serves the same batches as :class:`gantk.data.Bat
   mirrors each image left-right with probability 1/2, drawn from a generator seeded by the
   batch's position, so the flips too are the same for any number of processes and on resume;
 * ``train.workers`` worker processes gather (and, from disk, decode) the batches; the state a
-  checkpoint keeps is (epoch, position) of the next batch, and a resume rebuilds the loader there.
+  checkpoint keeps is (epoch, position) of the next batch, and a resume rebuilds the loader there;
+* a worker gathers a whole batch at once; a file it cannot read comes back as data and the main
+  process raises it as the same one-paragraph DataError (not a worker's traceback).
 """
 
 from __future__ import annotations
