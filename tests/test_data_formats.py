@@ -195,6 +195,11 @@ def test_check_and_train_print_the_counts(tmp_path, cli):
     assert code == 2 and "data.root" in out + _ and "or a .zip of them" in out + _
     code, out, _ = cli("check", "examples/stacks/digits.toml")
     assert code == 0 and "data: digits: 1,797 images; 10 labels" in out
+    cifar = tmp_path / "cifar.toml"  # read from files without a census: not loaded by check
+    cifar.write_text(f'stack = "backbone=dcgan + data=cifar10"\n[backbone]\nwidth = 4\n'
+                     f'[data]\nroot = "{tmp_path}"\n')
+    code, out, _ = cli("check", cifar)
+    assert code == 0 and "data: cifar10: images: counted when training starts; 10 labels" in out
 
 
 # ----------------------------------------------------------------------------- HuggingFace
