@@ -206,7 +206,7 @@ def test_check_and_train_print_the_counts(tmp_path, cli):
 
 
 def _hf_saved(path, n: int = 10, dict_split: str | None = None):
-    import datasets
+    datasets = pytest.importorskip("datasets")  # the hf extra (installed with the test extra)
 
     rng = np.random.default_rng(4)
     features = datasets.Features({"img": datasets.Image(),
@@ -267,8 +267,10 @@ def test_without_the_datasets_library_one_paragraph_names_the_extra(tmp_path, mo
     assert "gantk[hf]" in text and "pip install" in text and "data.name" in text
 
 
-def test_a_conditional_backbone_trains_on_a_local_hf_folder(tmp_path, fresh_hf):
+def test_a_conditional_backbone_trains_on_a_local_hf_folder(tmp_path, fresh_hf, monkeypatch):
     """A plain data folder read by datasets' imagefolder builder (labels from the subfolders)."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")  # not ~
     root = _classes(tmp_path / "animals", nested=False)  # datasets' labels: one level deep
     pipe = Pipeline.from_spec(_conditional({"name": "hf_dataset", "path": str(root)}), device="cpu")
     assert pipe.backbone.num_classes == 3
