@@ -107,6 +107,10 @@ def decode(fp: BinaryIO, name: str, *, resolution: int, channels: int,
     except Image.DecompressionBombError as exc:
         pixels = _bomb_pixels(exc)
         raise too_large(name, None, None, max_pixels, at_least=pixels) from None
+    except Image.UnidentifiedImageError:  # its text names the file object, not the file
+        raise DataError(f"cannot read image {name!r}: not in an image format PIL can read "
+                        "(damaged, or another kind of file with an image's name)", where=where,
+                        fix="remove or repair the file.") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, EOFError, ...
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise DataError(f"cannot read image {name!r}: {detail}", where=where,
