@@ -277,3 +277,27 @@ def test_a_conditional_backbone_trains_on_a_local_hf_folder(tmp_path, fresh_hf, 
     pipe.train(steps=1, progress=False)
     _, y = pipe.real_data()
     assert sorted(torch.bincount(y).tolist()) == [3, 4, 5]
+
+
+def test_a_run_from_before_a_data_option_existed_resumes(tmp_path, monkeypatch):
+    """A stored spec lists the data options of its day; one added since (labels, max_pixels)
+    compares at its default, so an image_folder run trained before this change resumes."""
+    from pydantic import Field
+
+    from gantk.stack.plugins import get_registry
+
+    root = _classes(tmp_path / "animals")
+    spec = {"stack": "backbone=dcgan + loss=ns + data=image_folder", "seed": 0,
+            "backbone": {"width": 4, "latent_dim": 8},
+            "data": {"root": str(root), "resolution": 16},
+            "train": {"steps": 1, "batch_size": 4, "sample_every": 0, "ckpt_every": 1}}
+    Pipeline.from_spec(spec, device="cpu").train(out=tmp_path / "run", progress=False)
+
+    class Later(FolderParams):  # a release that added an option
+        added_later: int = Field(7)
+
+    monkeypatch.setattr(get_registry().entries["image_folder"], "params", Later)
+    spec["train"]["steps"] = 2
+    resumed = Pipeline.from_spec(spec, device="cpu")
+    resumed.train(out=tmp_path / "run", progress=False)
+    assert resumed.step == 2
