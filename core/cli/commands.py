@@ -107,12 +107,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..store.rundirs import spec_to_toml
 
     res = _load_pipeline_spec(args)
+    _check_data_root(res)  # before the build: a missing folder is the cause of what follows
     pipe = Pipeline(res.spec, manager=plugin_manager(args), device="cpu")  # build = full validation
-    _check_data_root(res)
     if args.json:
         print(json.dumps(res.spec.to_dict(), indent=2, sort_keys=True))
         return 0
+    census = data_census_line(res)
     console.print(f"[green]ok[/]: {res.spec.shorthand}")
+    console.print(census, highlight=False, markup=False, soft_wrap=True)
     n_g = sum(p.numel() for p in pipe.backbone.generator.parameters())
     n_d = sum(p.numel() for p in pipe.backbone.d_parameters())
     console.print(f"G: {n_g:,} parameters, D: {n_d:,} parameters, "
@@ -122,23 +124,45 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_data_root(res: Any) -> None:
-    """A data set read from files (a ``root`` option) whose folder is not there, unless it may
-    download into it: checked here, as building a stack never reads the data."""
+    """A data set read from files (a ``root`` or ``path`` option) whose folder (or archive) is
+    not there, unless it may download into it: checked here, as building a stack never reads
+    the data."""
     from ..base.errors import DataError
-    from ..base.safeio import is_dir
+    from ..base.safeio import is_dir, is_regular
 
     params = res.data.params
-    root = getattr(params, "root", None)
-    if not isinstance(root, str) or getattr(params, "download", False):
+    key = next((k for k in ("root", "path") if isinstance(getattr(params, k, None), str)), None)
+    if key is None or getattr(params, "download", False):
         return
-    path = Path(root).expanduser()
-    if not is_dir(path):
+    path = Path(getattr(params, key)).expanduser()
+    archive = key == "root" and res.data.entry.name == "image_folder" and is_regular(path)
+    if not is_dir(path) and not archive:
         what = "is not a folder" if path.exists() else "does not exist"
         raise DataError(f"the data set {res.data.entry.name!r} reads its files from {str(path)!r}, "
-                        f"which {what}", where="data.root",
-                        fix="point data.root at the folder of your images (--set "
-                            "data.root=\"PATH\"); a relative path is taken from the current "
-                            "directory.")
+                        f"which {what}", where=f"data.{key}",
+                        fix=f"point data.{key} at the folder of your images (--set "
+                            f"data.{key}=\"PATH\"{' or a .zip of them' if key == 'root' else ''}); "
+                            "a relative path is taken from the current directory.")
+
+
+def data_census_line(res: Any, stream: Any = None) -> str:
+    """``data: NAME: 1,234 images in folder '...'; 10 labels (...)``: what the data set holds,
+    from its census (file-backed sets: listed, not decoded), else from the loaded stream (``stream()``
+    gives it), else from loading an embedded set; a set read from files without a census: counted at training."""
+    from ..datasets.census import Census
+
+    part = res.data
+    info = res.data_info
+    census = part.entry.extra.get("census")
+    if census is not None:
+        found = census(part.params)
+    else:
+        count = stream().num_samples if stream is not None else None
+        if count is None and not any(hasattr(part.params, k) for k in ("root", "path")):
+            count = len(part.entry.factory(part.params)[0])  # embedded: cheap to load
+        found = Census(count, info.num_classes)
+    kind = "images" if info.kind == "image" else "points" if info.kind == "points" else "samples"
+    return f"data: {part.entry.name}: {found.line(kind)}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -149,10 +173,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.steps={args.steps}")
     if args.device:
         overrides.append(f'train.device="{args.device}"')
+    from ..stack import build
+    from ..stack.spec import parse_spec
     from ..store.runmark import check_path_given
 
     check_path_given(args.out, "--out")  # Path("") would be the current folder
-    pipe = Pipeline.from_spec(args.stack, overrides, manager=plugin_manager(args))
+    spec = parse_spec(args.stack, overrides)
+    _check_data_root(build.resolve(spec, plugin_manager(args).registry))  # before the build
+    pipe = Pipeline(spec, manager=plugin_manager(args))
     out = Path(args.out)
     if pipe.world.rank != 0:  # under torchrun rank 0 reports
         pipe.train(out=out, progress=False, fork_from=args.fork_from)
@@ -160,6 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ranks = f" x {pipe.world.size} processes" if pipe.world.size > 1 else ""
     err_console.print(f"training {pipe.spec.shorthand} on {pipe.device}{ranks} -> {out}",
                       markup=False)
+    err_console.print(data_census_line(pipe.resolved, lambda: pipe.stream),  # loads the data once
+                      markup=False, highlight=False, soft_wrap=True)
     logs = pipe.train(out=out, progress=not args.no_progress, fork_from=args.fork_from)
     summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "it_per_s")
     console.print(f"[green]done[/]: step {pipe.step}  {summary}")

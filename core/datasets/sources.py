@@ -4,7 +4,8 @@ Embedded sets are loaded once into memory as tensors (images as float in [-1, 1]
 (N, 2)), and served by :class:`BatchStream`, a seeded epoch-permutation sampler whose state is a
 few integers plus a torch generator state, so checkpoints resume it exactly. Image folders and
 torchvision sets load as uint8 (or, from disk, lazily) and stream through
-:class:`gantk.streaming.LoaderStream`.
+:class:`gantk.streaming.LoaderStream`. Image folders and zip archives (``image_folder``) live in
+:mod:`.imagesets`, HuggingFace data sets (``hf_dataset``) in :mod:`.hf`.
 
 Ring and grid follow the AdvLatGAN paper's App. E.1: ring = 8 Gaussians on a circle of radius 2,
 std 0.001, 12.5K samples each; grid = 25 Gaussians at (2i, 2j), i, j in -2..2, std 0.0025, 4K samples
@@ -15,7 +16,6 @@ the diagonal; we read it as (2cos(i pi/4), 2sin(i pi/4)), the ring the text and 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +26,13 @@ from torch import Tensor
 from ..base.errors import DataError
 from ..base.interfaces import DataInfo
 from .digits_file import digits_arrays
-from .streaming import ImageFiles, check_batch_size
+from .imagesets import FolderParams, folder_census, folder_info, load_folder
+from .streaming import check_batch_size
+
+__all__ = ["BatchStream", "DigitsParams", "FolderParams", "GridParams", "MAX_POINTS", "RingParams",
+           "SPLITS", "TORCHVISION", "TorchvisionParams", "digits_info", "folder_census",
+           "folder_info", "grid_info", "grid_modes", "load_digits", "load_folder", "load_grid",
+           "load_ring", "load_torchvision", "ring_info", "ring_modes", "torchvision_info"]
 
 # ----------------------------------------------------------------------------- mixtures
 
@@ -156,16 +162,6 @@ def digits_info(p: DigitsParams) -> DataInfo:
 # ----------------------------------------------------------------------------- files on disk
 
 
-class FolderParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    root: str = Field(..., description="folder of images (searched recursively)")
-    resolution: int = Field(32, ge=4, le=1024)
-    channels: int = Field(3, description="1 (grayscale) or 3 (RGB)")
-    limit: int | None = Field(None, ge=1, le=10_000_000, description="load at most this many images")
-    in_memory: bool = Field(True, description="decode every image once into memory (uint8); "
-                            "false: the DataLoader's workers read the files each epoch")
-
-
 class TorchvisionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     root: str = Field("data", description="where the data set's files are (or will be) stored")
@@ -174,9 +170,6 @@ class TorchvisionParams(BaseModel):
     labelled: bool = Field(True, description="expose class labels (cifar10, stl10, mnist)")
     download: bool = Field(False, description="let torchvision download (needs a network)")
     limit: int | None = Field(None, ge=1, le=10_000_000)
-
-
-_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
 def _resize_uint8(images: Tensor, resolution: int) -> Tensor:
@@ -189,28 +182,6 @@ def _resize_uint8(images: Tensor, resolution: int) -> Tensor:
                           align_corners=False, antialias=True)
         out.append(x.round().clamp(0, 255).to(torch.uint8))
     return torch.cat(out)
-
-
-def load_folder(p: FolderParams) -> tuple[Tensor, Tensor | None]:
-    root = Path(p.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"no such folder {str(root)!r}", where="data.root",
-                        fix="point data.root at a folder of image files.")
-    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in _IMAGE_EXT)
-    if p.limit:
-        files = files[: p.limit]
-    if not files:
-        raise DataError(f"no image files ({', '.join(sorted(_IMAGE_EXT))}) under {str(root)!r}",
-                        where="data.root", fix="check the folder, or its permissions.")
-    images = ImageFiles(files, p.resolution, p.channels)  # centre crop to a square, then resize
-    return (images.load_all() if p.in_memory else images), None
-
-
-def folder_info(p: FolderParams) -> DataInfo:
-    if p.channels not in (1, 3):
-        raise DataError(f"channels must be 1 or 3, got {p.channels}", where="data.channels",
-                        fix="set data.channels = 1 or 3.")
-    return DataInfo(shape=(p.channels, p.resolution, p.resolution), kind="image")
 
 
 #: name -> (torchvision class, native side, channels, classes, how to place the files by hand)
@@ -320,6 +291,11 @@ class BatchStream:
         xb = self.x[idx].to(self.device, non_blocking=True)
         yb = self.y[idx].to(self.device, non_blocking=True) if self.y is not None else None
         return xb, yb
+
+    @property
+    def num_samples(self) -> int:
+        """How many samples the data set holds (one epoch)."""
+        return len(self.x)
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"gen": self.gen.get_state(), "perm": self._perm.clone(),

@@ -12,19 +12,23 @@ workers. :class:`LoaderStream` serves the same batches as :class:`gantk.data.Bat
   mirrors each image left-right with probability 1/2, drawn from a generator seeded by the
   batch's position, so the flips too are the same for any number of processes and on resume;
 * ``train.workers`` worker processes gather (and, from disk, decode) the batches; the state a
-  checkpoint keeps is (epoch, position) of the next batch, and a resume rebuilds the loader there.
+  checkpoint keeps is (epoch, position) of the next batch, and a resume rebuilds the loader there;
+* a worker gathers a whole batch at once; a file it cannot read comes back as data and the main
+  process raises it as the same one-paragraph DataError (not a worker's traceback).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..base.errors import DataError
+from .decode import DEFAULT_MAX_PIXELS, decode, open_regular
 
 
 def to_float(x: Tensor) -> Tensor:
@@ -33,46 +37,66 @@ def to_float(x: Tensor) -> Tensor:
 
 
 class ImageFiles(Dataset):
-    """Image files decoded on access: centre-cropped to a square, resized, uint8 (C, H, W)."""
+    """Image files decoded on access (:mod:`.decode`): regular files only, the pixel limit
+    checked before decoding, centre-cropped to a square, resized, uint8 (C, H, W).
 
-    def __init__(self, files: list[Path], resolution: int, channels: int) -> None:
+    ``files`` are paths; subclasses read other containers by overriding :meth:`open` (a zip
+    archive's members, a HuggingFace data set's rows). Picklable, so DataLoader workers decode."""
+
+    def __init__(self, files: list, resolution: int, channels: int, *,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, where: str = "data.root") -> None:
         self.files, self.resolution, self.channels = files, resolution, channels
+        self.max_pixels, self.where = max_pixels, where
         self.shape = (len(files), channels, resolution, resolution)
         self.dtype = torch.uint8
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> Tensor:
-        from PIL import Image, UnidentifiedImageError
+    def open(self, i: int) -> tuple[BinaryIO, str]:
+        """Item ``i`` as an open binary file and the name that messages give it."""
+        return open_regular(self.files[i], where=self.where), str(self.files[i])
 
-        f = self.files[i]
-        try:
-            with Image.open(f) as im:
-                im = im.convert("L" if self.channels == 1 else "RGB")
-                side = min(im.size)
-                left, top = (im.width - side) // 2, (im.height - side) // 2
-                im = im.crop((left, top, left + side, top + side)).resize(
-                    (self.resolution, self.resolution), Image.BICUBIC)
-                t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"cannot read image {str(f)!r}: {exc}", where="data.root",
-                            fix="remove or repair the file.") from None
-        return t.view(self.resolution, self.resolution, self.channels).permute(2, 0, 1)
+    def __getitem__(self, i: int) -> Tensor:
+        fp, name = self.open(i)
+        with fp:
+            return decode(fp, name, resolution=self.resolution, channels=self.channels,
+                          max_pixels=self.max_pixels, where=self.where)
 
     def load_all(self) -> Tensor:
-        return torch.stack([self[i] for i in range(len(self))])
+        out = torch.empty(self.shape, dtype=torch.uint8)
+        for i in range(len(self)):
+            out[i] = self[i]
+        return out
 
 
-class _Pairs(Dataset):
+@dataclass(frozen=True)
+class _Failure:
+    """A DataError met while a (worker) process gathered a batch, sent back as data so the main
+    process raises it as the same one paragraph (a worker's exception would arrive wrapped in
+    its traceback)."""
+
+    message: str
+    where: str | None
+    fix: str | None
+
+
+class _Batches(Dataset):
+    """Whole batches by index list: (uint8 images, labels or -1), or a :class:`_Failure`."""
+
     def __init__(self, x: Tensor | ImageFiles, y: Tensor | None) -> None:
         self.x, self.y = x, y
 
     def __len__(self) -> int:
         return len(self.x)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        return self.x[i], (self.y[i] if self.y is not None else torch.tensor(-1))
+    def __getitem__(self, idx: list[int]) -> tuple[Tensor, Tensor] | _Failure:
+        try:
+            xb = self.x[idx] if isinstance(self.x, Tensor) else torch.stack([self.x[i] for i in idx])
+        except DataError as exc:
+            return _Failure(exc.message, exc.where, exc.fix)
+        yb = self.y[idx] if self.y is not None else torch.full((len(idx),), -1)
+        return xb, yb
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -110,7 +134,7 @@ class LoaderStream:
                  device: torch.device | str = "cpu", part: slice | None = None,
                  workers: int = 0, xflip: bool = False, channels_last: bool = False) -> None:
         check_batch_size(len(x), batch_size)
-        self.data = _Pairs(x, y)
+        self.data = _Batches(x, y)
         self.labelled = y is not None
         self.batch_size, self.seed = batch_size, seed
         self.device = torch.device(device)
@@ -122,7 +146,10 @@ class LoaderStream:
     def _loader(self) -> Iterator:
         sampler = _ShareSampler(len(self.data), self.batch_size, self.seed, self.part,
                                 self.epoch, self.pos)
-        return iter(DataLoader(self.data, batch_sampler=sampler, num_workers=self.workers,
+        # the sampler yields whole index lists and the data set gathers a batch at once
+        # (batch_size=None): a failure comes back as data, not as a worker's traceback
+        return iter(DataLoader(self.data, sampler=sampler, batch_size=None,
+                               num_workers=self.workers,
                                pin_memory=self.device.type == "cuda",
                                persistent_workers=self.workers > 0,
                                # its own generator: the workers' seeds must not draw from the
@@ -135,7 +162,10 @@ class LoaderStream:
     def __next__(self) -> tuple[Tensor, Tensor | None]:
         if self._it is None:
             self._it = self._loader()
-        xb, yb = next(self._it)
+        batch = next(self._it)
+        if isinstance(batch, _Failure):
+            raise DataError(batch.message, where=batch.where, fix=batch.fix)
+        xb, yb = batch
         index = self.epoch * len(self.data) + self.pos  # where this global batch starts
         self.pos += self.batch_size
         if self.pos + self.batch_size > len(self.data):
@@ -149,6 +179,11 @@ class LoaderStream:
             x = x.contiguous(memory_format=torch.channels_last)
         y = yb.to(self.device, non_blocking=True) if self.labelled else None
         return x, y
+
+    @property
+    def num_samples(self) -> int:
+        """How many samples the data set holds (one epoch)."""
+        return len(self.data)
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"pos": torch.tensor([self.epoch, self.pos], dtype=torch.long)}

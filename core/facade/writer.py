@@ -33,6 +33,7 @@ from ..store.rundirs import list_checkpoints, open_checkpoint, spec_to_toml, ste
 from ..store.stackkeys import BOOKKEEPING, set_flags, shell, spec_diff
 from ..train.distributed import is_main
 from ..train.signals import Interrupted
+from .setup import current_form
 
 
 # what a run directory's writer writes or cleans (each refused when it is a symbolic link)
@@ -138,7 +139,7 @@ class RunWriter:
             mine = pipe.spec.to_dict()
 
             def accept(ckpt: Checkpoint) -> None:
-                diff = spec_diff(ckpt.spec, mine, ignore=BOOKKEEPING)
+                diff = spec_diff(current_form(ckpt.spec, pipe.registry), mine, ignore=BOOKKEEPING)
                 if diff:
                     back = set_flags(ckpt.spec, mine)
                     listed = "; ".join(diff[:5]) + (f" and {len(diff) - 5} more"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..datasets import sources as data, mnist5k
+from ..datasets import hf, sources as data, mnist5k
 from .hookspecs import hookimpl
 
 
@@ -31,7 +31,13 @@ def gantk_register(register) -> None:
                              "(embedded, no download)",
                      paper="Srivastava et al. 2017 (VEEGAN); Lin et al. 2018 (PacGAN)")
     register.dataset("image_folder", data.load_folder, info=data.folder_info,
-                     params=data.FolderParams, summary="any folder of images")
+                     params=data.FolderParams, extra={"census": data.folder_census},
+                     summary="your own images: a folder (class subfolders as labels) or a zip "
+                             "archive (StyleGAN2-ADA dataset_tool, dataset.json labels)")
+    register.dataset("hf_dataset", hf.load_hf, info=hf.hf_info, params=hf.HFParams,
+                     extra={"census": hf.hf_census},
+                     summary="a HuggingFace `datasets` data set from a local folder (save_to_disk "
+                             "or a data folder); needs the hf extra")
     for name in data.TORCHVISION:
         register.dataset(name, partial(data.load_torchvision, name),
                          info=partial(data.torchvision_info, name), params=data.TorchvisionParams,

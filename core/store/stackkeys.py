@@ -2,8 +2,9 @@
 
 A run directory resumes, samples and evaluates with any *bookkeeping* key changed: the
 ``train.*`` keys that say how a run is watched and run (steps, intervals, workers, threads, the
-process-group timeout) and ``data.download`` (whether a data set may be fetched: the same data
-either way). Everything under ``backbone``, ``loss``, ``methods`` and ``data`` otherwise makes
+process-group timeout), ``data.download`` (whether a data set may be fetched: the same data
+either way), ``data.in_memory`` (the same pixels in the same order, read once or per epoch) and
+``data.max_pixels`` (a safety limit checked before decoding). Everything under ``backbone``, ``loss``, ``methods`` and ``data`` otherwise makes
 another stack. One list, read by the resume rule, the checkpoint loader and the run-directory
 reader (:mod:`gantk.store.rundirs`, :mod:`gantk.facade`), and by docs/stacks.md.
 
@@ -19,7 +20,7 @@ from typing import Any
 BOOKKEEPING = frozenset({*(f"train.{k}" for k in (
     "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "eval_every",
     "eval_n", "eval_metrics", "num_samples", "loggers", "workers", "threads", "dist_timeout")),
-    "data.download"})
+    "data.download", "data.in_memory", "data.max_pixels"})
 NETWORK_KEYS = ("backbone", "loss", "methods", "data")
 
 
