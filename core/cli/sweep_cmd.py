@@ -59,8 +59,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..base.errors import SpecError
     from ..sweeping.sweeps import Sweep
 
-    if args.jobs is not None and args.jobs < 1:
-        raise SpecError(f"--jobs {args.jobs}", where="--jobs", fix="use 1 or more.")
+    from ..sweeping.sweepfile import MAX_JOBS
+
+    if args.jobs is not None and not 1 <= args.jobs <= MAX_JOBS:
+        raise SpecError(f"--jobs {args.jobs}", where="--jobs", fix=f"use 1 to {MAX_JOBS}.")
     from .common import plugin_manager
 
     manager = plugin_manager(args)
@@ -70,9 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if evals:  # the sweep's [eval] table, not the stacks
         sw.set_eval(evals)
     if args.seeds is not None:
-        from ..sample.sampling import parse_seeds
-
-        sw.spec.seeds = parse_seeds(args.seeds, where="--seeds")
+        sw.set_seeds(sweep_seeds(args.seeds))
     runs = sw.runs(args.out)
     chosen = sw.select(runs, args.only)
     if args.only and (args.summary or args.step is not None):
@@ -117,6 +117,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     console.print(f"wrote {args.out}/{stem}.md, .json, .csv, .png"
                   + (f", {stem}_curves.png" if summary.curves else ""), markup=False)
     return 1 if failed or summary.stopped else 0
+
+
+def sweep_seeds(text: str) -> list[int]:
+    """``--seeds``: counted before it is expanded, so ``0-2000000`` is refused at once."""
+
+    from ..base.errors import SpecError
+    from ..sample.sampling import parse_seeds
+    from ..sweeping.sweepfile import MAX_SEEDS
+
+    total = 0
+    for item in str(text).split(","):
+        lo, dash, hi = item.strip().partition("-")
+        total += int(hi) - int(lo) + 1 if dash and lo.isdigit() and hi.isdigit() else 1
+    if total > MAX_SEEDS:
+        raise SpecError(f"--seeds {text} gives {total:,} seeds, more than the {MAX_SEEDS:,} a "
+                        "sweep runs (each seed is one run of every cell)", where="--seeds",
+                        fix="give fewer seeds, e.g. 0-9 (a sweep grows by seeds later without "
+                            "retraining the ones it has).")
+    return parse_seeds(text, where="--seeds")
 
 
 def print_summary(summary: Any) -> None:
