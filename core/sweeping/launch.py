@@ -24,9 +24,10 @@ import threading
 import time
 from collections.abc import Iterator
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ..base.errors import PluginError
+from ..base.errors import PluginError, SweepError
 from ..base.safeio import atomic_write
 from ..store.jobfiles import ERROR_FILE, LOG_FILE, worker_command
 from .runfiles import lock_holder, open_append, read_small_text
@@ -82,16 +83,30 @@ class LocalLauncher:
                 h.wait()
 
 
-def find_launcher(name: str, jobs: int, manager: Any) -> Any:
-    """``local``, or the first launcher a plugin returns for ``name``."""
+def find_launcher(name: str, jobs: int, manager: Any, options: dict[str, Any] | None = None,
+                  out: Path | None = None) -> Any:
+    """``local``, or the first launcher a plugin returns for ``name``, given the settings of the
+    sweep file's ``[launcher]`` table (``options``) through its ``configure(options, out=OUT)``."""
 
     if name == "local":
+        if options:
+            raise SweepError(f"the local launcher takes no settings ({', '.join(options)})",
+                             where="launcher", fix='write launcher = "local", or name the '
+                                                   'launcher the settings are for.')
         return LocalLauncher(jobs)
     found = manager.hook.gantk_sweep_launcher(name=name, jobs=jobs)
     if found is None:
         raise PluginError(f"no installed plugin provides the sweep launcher {name!r}",
                           where="launcher", fix="use launcher = \"local\", or install the plugin "
-                                                "that implements gantk_sweep_launcher for it.")
+                                                "that implements gantk_sweep_launcher for it "
+                                                "(launcher = \"submitit\" needs the submitit "
+                                                "package: pip install 'gantk[slurm]').")
+    configure = getattr(found, "configure", None)
+    if configure is not None:
+        configure(dict(options or {}), out=out)
+    elif options:
+        raise SweepError(f"the launcher {name!r} takes no settings ({', '.join(options)})",
+                         where="launcher", fix=f'write launcher = "{name}".')
     return found
 
 
@@ -157,8 +172,8 @@ def _next_ready(queue: list[Any], running: dict[int, tuple[Any, Any, float]]) ->
 
 
 def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
-            poll_every: float = 0.5, prepare: Callable[[Any], Any] | None = None
-            ) -> dict[str, Any]:
+            poll_every: float = 0.5, prepare: Callable[[Any], Any] | None = None,
+            submit_only: bool = False) -> dict[str, Any]:
     """Start every unfinished run, at most ``launcher.slots`` at once, until all have ended.
 
     ``prepare(run)`` is called just before a run starts (it writes the run's job file). A run
@@ -170,7 +185,9 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
     of the runs finished in this call). Returns the counts and, under ``"stopped"``, the runs
     whose own process was stopped by a signal (SIGTERM or Ctrl-C to that process alone): those
     are not failures, their checkpoints stay and the next call resumes them, and the runs that
-    evaluate their networks (``train_as``) wait for that call too. On KeyboardInterrupt (or any
+    evaluate their networks (``train_as``) wait for that call too. With ``submit_only`` (a
+    launcher whose jobs outlive this process, ``launcher.detached``) every run that can start
+    is handed over and it returns at once, the runs under ``"submitted"``. On KeyboardInterrupt (or any
     error of the sweep itself) each running run is asked once to stop (its checkpoint stays; the
     next call resumes it) and it re-raises."""
 
@@ -199,10 +216,11 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
     if done_before:
         report(f"{done_before} run(s) already finished, skipped")
     queue = list(todo)
+    submitted: list[Any] = []
     with _interruptible():
         try:
             while queue or running:
-                while queue and len(running) < launcher.slots:
+                while queue and (submit_only or len(running) < launcher.slots):
                     run = _next_ready(queue, running)
                     if run is None:  # only train_as runs whose training runs now are left
                         break
@@ -213,7 +231,14 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
                     if prepare is not None:
                         prepare(run)
                     running[id(run)] = (run, launcher.start(run), time.monotonic())
+                    submitted.append(run)
                     report(f"started {run.cell} seed {run.seed}")
+                if submit_only:
+                    flush = getattr(launcher, "flush", None)
+                    if flush is not None:
+                        flush()
+                    return {"done": done, "failed": 0, "total": total, "stopped": [],
+                            "submitted": submitted, "waiting": queue}
                 time.sleep(poll_every)
                 for key, (run, handle, t0) in list(running.items()):
                     code = handle.poll() if isinstance(handle, Elsewhere) else launcher.poll(handle)
@@ -247,6 +272,14 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
                         failed += 1
                         report(f"FAILED {run.cell} seed {run.seed}: {_failure(run, code)}")
         except BaseException as exc:
+            if getattr(launcher, "detached", False):  # scheduler jobs go on without this call
+                for _, handle, _ in running.values():
+                    if not isinstance(handle, Elsewhere):
+                        launcher.stop(handle)
+                if isinstance(exc, KeyboardInterrupt):
+                    report("interrupted: the submitted jobs go on (gantk sweep --status shows "
+                           "them); run the same command to wait for them again")
+                raise
             mine = [h for _, h, _ in running.values() if not isinstance(h, Elsewhere)]
             for handle in mine:  # one stop request each: a worker saves its checkpoint
                 launcher.stop(handle)
@@ -256,7 +289,8 @@ def run_all(runs: list[Any], launcher: Any, *, on_event: Callable[[str], None],
             if isinstance(exc, KeyboardInterrupt):
                 report("interrupted: running runs stopped; run the same command to resume")
             raise
-    return {"done": done, "failed": failed, "total": total, "stopped": stopped}
+    return {"done": done, "failed": failed, "total": total, "stopped": stopped,
+            "submitted": submitted, "waiting": []}
 
 
 def eta_text(seconds: float | None) -> str:

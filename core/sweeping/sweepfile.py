@@ -80,9 +80,30 @@ class SweepSpec(BaseModel):
                              description="runs at once (default: --jobs, else 1)")
     threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="torch threads per run process "
                                 "(default: CPU cores / jobs)")
-    launcher: str = Field("local", description="local, or a launcher a plugin provides")
+    launcher: str | dict[str, Any] = Field(
+        "local", description="local, or a launcher a plugin provides: its name, or a [launcher] "
+        "table with name = ... and the launcher's own settings (e.g. submitit's SLURM options)")
     eval: EvalSpec = Field(default_factory=EvalSpec)
     stats: StatsSpec = Field(default_factory=StatsSpec)
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        name = v.get("name") if isinstance(v, dict) else v
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError('a [launcher] table needs name = "..." (e.g. "submitit")')
+        return v
+
+    @property
+    def launcher_name(self) -> str:
+        return self.launcher["name"] if isinstance(self.launcher, dict) else self.launcher
+
+    @property
+    def launcher_options(self) -> dict[str, Any]:
+        """The [launcher] table's settings besides its name."""
+        if isinstance(self.launcher, dict):
+            return {k: v for k, v in self.launcher.items() if k != "name"}
+        return {}
 
     @field_validator("seeds")
     @classmethod

@@ -217,6 +217,13 @@ class Sweep:
 
         validate_sweep(self, manager or get_plugin_manager())
 
+    def set_launcher(self, name: str) -> None:
+        """``--launcher NAME``: another launcher than the file's (its [launcher] settings are
+        dropped when the name differs)."""
+
+        same = name == self.spec.launcher_name
+        self.spec.launcher = {**self.spec.launcher_options, "name": name} if same else name
+
     def set_seeds(self, seeds: list[int], *, where: str = "--seeds") -> None:
         """Replace the file's seeds (``--seeds``), checked as the file's are (range, no
         duplicates, at most MAX_SEEDS)."""
@@ -232,10 +239,14 @@ class Sweep:
     # ------------------------------------------------------------------ running
     def run(self, out: str | Path, *, jobs: int | None = None, launcher: Any = None,
             on_event: Callable[[str], None] | None = None, validate: bool = True,
-            manager: Any = None, only: list[str] | None = None) -> Summary:
+            manager: Any = None, only: list[str] | None = None, submit: bool = False,
+            launcher_options: dict[str, Any] | None = None) -> Summary:
         """Run what is not finished, evaluate, write the summary files; returns the table.
 
-        ``only`` runs just the cells that match (see :meth:`select`); the summary covers all."""
+        ``only`` runs just the cells that match (see :meth:`select`); the summary covers all.
+        ``submit`` hands the runs to a launcher whose jobs outlive this call (a scheduler's,
+        ``launcher.detached``) and returns once they are submitted (``summary.submitted``).
+        ``launcher_options`` update the file's ``[launcher]`` settings."""
 
         from ..stack.plugins import get_plugin_manager
         from .launch import find_launcher, run_all
@@ -246,7 +257,14 @@ class Sweep:
             self.validate(manager=manager)
         jobs = jobs or self.spec.jobs or 1
         threads = self.spec.threads or max(1, (os.cpu_count() or 1) // jobs)
-        launcher = launcher or find_launcher(self.spec.launcher, jobs, manager)
+        options = {**self.spec.launcher_options, **(launcher_options or {})}
+        launcher = launcher or find_launcher(self.spec.launcher_name, jobs, manager, options, out)
+        if submit and not getattr(launcher, "detached", False):
+            raise SweepError(f"the launcher {self.spec.launcher_name!r} runs the jobs as children "
+                             "of this process: they cannot be submitted and left",
+                             where="--submit", fix='use a scheduler\'s launcher (launcher = '
+                                                   '"submitit", docs/sweeps.md), or leave out '
+                                                   '--submit.')
         runs = self.select(self.runs(out), only)
         with held_lock(out, SWEEP_LOCK, doing="is running a sweep into this directory",
                        fix="wait for it to finish, or stop it (Ctrl-C, or kill -INT with that "
@@ -255,9 +273,13 @@ class Sweep:
             check_run_files(runs)
             extend(check_same_settings(runs, self.base, self.spec.eval))
             counts = run_all(runs, launcher, on_event=on_event or (lambda text: None),
-                             prepare=lambda r: write_job(r, self.base, self.spec.eval, threads))
-        return self.summarize(out, manager=manager,
-                              stopped=[f"{r.cell} seed {r.seed}" for r in counts["stopped"]])
+                             prepare=lambda r: write_job(r, self.base, self.spec.eval, threads),
+                             submit_only=submit)
+        summary = self.summarize(out, manager=manager,
+                                 stopped=[f"{r.cell} seed {r.seed}" for r in counts["stopped"]])
+        summary.submitted = [f"{r.cell} seed {r.seed}" for r in counts["submitted"]]
+        summary.waiting = [f"{r.cell} seed {r.seed}" for r in counts["waiting"]]
+        return summary
 
     def summarize(self, out: str | Path, *, manager: Any = None, step: int | None = None,
                   stopped: list[str] | None = None) -> Summary:

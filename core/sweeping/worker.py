@@ -82,6 +82,8 @@ def _locked(run_dir: Path) -> int:
     from gantk.base.errors import GantkError
     from gantk.sweeping.runfiles import WORKER_LOCK, held_lock
 
+    if not _main_rank():  # under torchrun (a job of several GPUs) rank 0 holds the run
+        return _run(run_dir)
     try:
         with held_lock(run_dir, WORKER_LOCK, doing="is already running this run",
                        fix="wait for it to end; the sweep resumes this run afterwards."):
@@ -91,12 +93,24 @@ def _locked(run_dir: Path) -> int:
         return 75 if "is already running" in exc.message else 2
 
 
+def _main_rank() -> bool:
+    """Rank 0 of a torchrun job, or a single process: the one that writes the run's files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _run(run_dir: Path) -> int:
-    from gantk.base.safeio import atomic_write
+    from gantk.base.safeio import atomic_write as _write
     from gantk.store.jobfiles import ERROR_FILE, JOB_FILE, RESULT_FILE
     from gantk.sweeping.runfiles import read_json_file
     from gantk.sweeping.sweepfile import MAX_THREADS
 
+    def atomic_write(path: Path, text: str) -> None:
+        if _main_rank():
+            _write(path, text)
+
+    if read_json_file(run_dir / RESULT_FILE)[0] is not None:  # a second job for a finished run
+        print("finished already: nothing to do")
+        return 0
     job, why = read_json_file(run_dir / JOB_FILE)
     if job is None:
         text = (f"SweepError: {run_dir / JOB_FILE}: the job file is "
@@ -132,8 +146,9 @@ def _run(run_dir: Path) -> int:
             result = pipe.evaluate(ev["metrics"] or None, n=ev["n"], with_=ev["with"] or None,
                                    options=ev["options"] or None, feature_net=ev["feature_net"],
                                    seed=ev["seed"])
-            record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
-                        source="sweep", **{"with": pipe.sample_transforms(ev["with"] or None)})
+            if _main_rank():
+                record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
+                            source="sweep", **{"with": pipe.sample_transforms(ev["with"] or None)})
             result = {**result, "step": pipe.step, "cell": job["cell"], "seed": job["seed"]}
             if train_run:
                 result["train_run"] = train_run
