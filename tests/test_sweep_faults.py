@@ -306,9 +306,15 @@ def _start_sweep(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
 
 
 def _worker_pid(run: Path) -> int:
-    from gantk.sweeping.runfiles import WORKER_LOCK
-
-    return int((run / WORKER_LOCK).read_text())
+    """The pid of the worker process of ``run`` (``python -m gantk.sweep_worker RUN``)."""
+    want = f"sweep_worker\0{run}".encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and want in (proc / "cmdline").read_bytes():
+                return int(proc.name)
+        except OSError:
+            continue
+    pytest.fail(f"no worker process for {run}")
 
 
 def _wait_gone(pid: int, seconds: float) -> bool:

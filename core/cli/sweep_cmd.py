@@ -99,6 +99,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         where="--only", fix="leave out --only with --summary.")
     if args.check:
         sw.validate(manager=manager)
+        check_launcher(sw, args, manager, launcher_options, "the launcher is not usable here")
         finished = sum(r.finished for r in runs)
         console.print(f"[green]ok[/]: {len(sw.cells())} cell(s) x {len(sw.spec.seeds)} seed(s) = "
                       f"{len(runs)} run(s), {finished} already finished; baseline {sw.baseline!r}")
@@ -161,24 +162,33 @@ def launcher_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def check_launcher(sw: Any, args: argparse.Namespace, manager: Any, options: dict[str, Any],
+                   what: str) -> Any:
+    """The sweep's launcher with its settings checked (a bad setting is refused); None, with a
+    warning, when its plugin or scheduler is missing here (``what`` says what is lost)."""
+
+    from pathlib import Path
+
+    from ..base.errors import PluginError
+    from ..sweeping.launch import find_launcher
+
+    if sw.spec.launcher_name == "local" and not (sw.spec.launcher_options or options):
+        return None
+    try:
+        return find_launcher(sw.spec.launcher_name, args.jobs or sw.spec.jobs or 1, manager,
+                             {**sw.spec.launcher_options, **options}, Path(args.out))
+    except PluginError as exc:
+        err_console.print(f"warning: {what}: {exc.paragraph()}", markup=False, highlight=False)
+        return None
+
+
 def show_status(sw: Any, args: argparse.Namespace, manager: Any,
                 options: dict[str, Any]) -> int:
     """``--status``: a table of every run's state, read from disk and the launcher's records."""
 
-    from pathlib import Path
-
-    from ..base.errors import GantkError
-    from ..sweeping.launch import find_launcher
     from ..sweeping.status import STATES, run_status
 
-    launcher = None
-    if sw.spec.launcher_name != "local":
-        try:
-            launcher = find_launcher(sw.spec.launcher_name, 1, manager,
-                                     {**sw.spec.launcher_options, **options}, Path(args.out))
-        except GantkError as exc:
-            err_console.print(f"warning: no job states ({exc.paragraph()})", markup=False,
-                              highlight=False)
+    launcher = check_launcher(sw, args, manager, options, "no job states")
     rows = run_status(sw.select(sw.runs(args.out), args.only), launcher)
     table = Table(title=f"{sw.spec.name}: {args.out}", title_justify="left")
     for col in ("cell", "seed", "state", "step", "detail"):
