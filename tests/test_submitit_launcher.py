@@ -180,6 +180,17 @@ def test_submit_kill_preempt_resume_and_the_same_summary_as_the_local_launcher(c
     job_id = int(record["method=msgan/seed_0"]["job_id"])
     (task,) = _children(job_id)
     os.kill(task, signal.SIGUSR2)
+    plain_job = record["method=plain/seed_0"]["job_id"]
+
+    def ended() -> bool:  # the killed run's job has ended (its controller is gone)
+        try:
+            return b"submitit" not in Path(f"/proc/{plain_job}/cmdline").read_bytes()
+        except OSError:
+            return True
+
+    _wait_for(ended, 60, "the killed job to end")
+    code, stdout, _ = cli("sweep", path, "--out", out, "--status")
+    assert "method=plain" in stdout and "stopped" in stdout, stdout
     # the next `gantk sweep` resubmits the killed run and waits for both
     code, stdout, err = cli("sweep", path, "--out", out)
     assert code == 0, err

@@ -106,10 +106,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.only:
             console.print(f"--only: {len(chosen)} of these run(s) would run: "
                           f"{', '.join(sorted({r.cell for r in chosen}))}", markup=False)
-        for cell in sw.plan():
-            text = (cell.describe() if cell.trained_in
-                    else ' '.join(cell.overrides) or '(base stack)')
-            console.print(f"  {cell.name}: {text}", markup=False)
+        lines = [f"  {cell.name}: " + (cell.describe() if cell.trained_in
+                                         else ' '.join(cell.overrides) or '(base stack)')
+                 for cell in sw.plan()]
+        console.file.write("\n".join(lines) + "\n")  # plain: rich takes ~3 ms a line
         from ..sweeping.sweeps import check_same_settings
 
         for r, was, new in check_same_settings(chosen, sw.base, sw.spec.eval):
