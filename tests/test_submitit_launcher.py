@@ -204,3 +204,20 @@ def test_submit_kill_preempt_resume_and_the_same_summary_as_the_local_launcher(c
         assert steps == sorted(set(steps)) and steps[-1] == 1500  # no step logged twice
     assert "stopped by SIGTERM" in (msgan / "sweep.log").read_text()
     assert _summary_values(out) == _summary_values(tmp_path / "local")
+
+
+@pytest.mark.slow
+def test_a_job_of_two_processes_trains_its_run_under_torchrun(tmp_path):
+    """nproc_per_node = 2 (two GPUs of one job on a cluster; gloo on the CPU here): rank 0 holds
+    and writes the run, every step is logged once."""
+    from gantk.sweeping.sweeps import Sweep, write_job
+
+    sw = Sweep.from_dict(sweep_dict(axes={}, seeds=[0]))
+    run = sw.runs(tmp_path)[0]
+    write_job(run, sw.base, sw.spec.eval, threads=1)
+    assert RunJob(run.command, str(run.dir), nproc=2)() == 0
+    result = json.loads((run.dir / "sweep_result.json").read_text())
+    assert result["step"] == 6 and result["modes_total"] == 8.0
+    steps = [json.loads(x)["step"] for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert (run.dir / "sweep.log").read_text().count("finished:") == 2  # both ranks evaluated
