@@ -9,6 +9,12 @@ A launcher is an object with
 * ``poll(handle) -> int | None`` - its exit status once it has ended, else None;
 * ``stop(handle)`` - end it (the sweep was interrupted; the run resumes next time).
 
+Optional members: ``configure(options, out=OUT)`` takes the sweep file's ``[launcher]`` settings
+(:func:`find_launcher`); ``detached = True`` says its jobs outlive ``gantk sweep`` (``--submit``
+hands them over and returns; Ctrl-C leaves them running); ``flush()`` submits what ``start``
+collected; ``wait_stopped(handles)`` waits for stopped runs to save; ``describe(run)`` gives
+``--status`` a line about the run's job. ``run.command`` is the worker's command line.
+
 :class:`LocalLauncher` (the default, ``launcher = "local"``) runs them as child processes here. A
 plugin offers another (a cluster scheduler) by implementing the ``gantk_sweep_launcher`` hook
 (see :mod:`gantk.hookspecs`) and returning its launcher when asked for its name.
