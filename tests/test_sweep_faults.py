@@ -357,3 +357,38 @@ def test_ctrl_c_reaches_each_worker_once_and_it_saves_a_checkpoint(tmp_path):
     assert "stopped by SIGTERM" in log and "before the run's result" not in log
     assert list((run / "checkpoints").glob("*.safetensors"))
     assert parent.returncode == 130, out.decode(errors="replace")[-2000:]
+
+
+# ---------------------------------------------------------------- --status
+def test_status_says_where_every_run_stands(cli, tmp_path):
+    import tomli_w
+
+    from gantk.sweeping.runfiles import WORKER_LOCK
+
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(sweep_dict(axes={}, seeds=[0, 1, 2, 3, 4])))
+    out = tmp_path / "out"
+    runs = Sweep.from_file(path).runs(out)
+    for r in runs[:4]:
+        r.dir.mkdir(parents=True)
+    (runs[0].dir / RESULT_FILE).write_text(json.dumps({"modes_covered": 1.0, "step": 6}))
+    (runs[1].dir / ERROR_FILE).write_text("TrainingError: boom\nmore\n")
+    (runs[2].dir / "metrics.jsonl").write_text('{"step": 1}\n{"step": 3}\n{"ste')
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom gantk.sweeping.runfiles import held_lock\n"
+         f"with held_lock({str(runs[3].dir)!r}, {WORKER_LOCK!r}, doing='x', fix='y'):\n"
+         "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, text, err = cli("sweep", path, "--out", out, "--status")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 0, err
+    rows = {line.split("│")[2].strip(): line for line in text.splitlines() if line.count("│") > 4}
+    assert "finished" in rows["0"] and "6" in rows["0"]
+    assert "failed" in rows["1"] and "boom" in rows["1"]
+    assert "stopped" in rows["2"] and "3" in rows["2"] and "resumes" in rows["2"]
+    assert "running" in rows["3"] and f"pid {holder.pid}" in rows["3"]
+    assert "not started" in rows["4"]
+    assert "1 finished, 1 running, 1 failed, 1 stopped, 1 not started of 5 run(s)" in text

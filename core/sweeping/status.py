@@ -44,7 +44,12 @@ def run_status(runs: list[Any], launcher: Any = None) -> list[dict[str, Any]]:
     """One row per run: ``cell``, ``seed``, ``dir``, ``state`` (one of STATES), ``step`` (its
     training progress) and ``detail`` (the error, the process, the job)."""
 
-    describe = getattr(launcher, "describe", None)
+    def describe(run: Any) -> str | None:
+        try:
+            return launcher.describe(run) if hasattr(launcher, "describe") else None
+        except Exception as exc:  # a scheduler that cannot be asked (sacct down): say so
+            return f"job state unknown ({type(exc).__name__}: {exc})"
+
     rows = []
     for r in runs:
         result, damaged = read_json_file(r.dir / RESULT_FILE)
@@ -54,7 +59,7 @@ def run_status(runs: list[Any], launcher: Any = None) -> list[dict[str, Any]]:
             state, step = "finished", result.get("step", step)
         elif (pid := lock_holder(r.dir)) is not None:
             state, detail = "running", f"pid {pid}"
-        elif (job := describe(r) if describe is not None else None) is not None and \
+        elif (job := describe(r)) is not None and \
                 not any(word in job for word in (" FINISHED", " COMPLETED", " CANCELLED",
                                                  " FAILED", " TIMEOUT", " NODE_FAIL")):
             state, detail = "submitted", job

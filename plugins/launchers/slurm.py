@@ -222,6 +222,7 @@ class SubmititLauncher:
         self.out: Path | None = None
         self._pending: list[Handle] = []
         self._executor: Any = None
+        self._record: dict[str, Any] | None = None  # OUT/sweep_jobs.json, read once
 
     # ------------------------------------------------------------------ settings
     def configure(self, options: dict[str, Any], *, out: Path | None = None) -> None:
@@ -302,8 +303,15 @@ class SubmititLauncher:
     def _key(self, run: Any) -> str:
         return f"{Path(run.dir).parent.name}/{Path(run.dir).name}"
 
+    def _records(self) -> dict[str, Any]:
+        if self._record is None:
+            self._record = _read_jobs(self._record_path())
+            if not isinstance(self._record.get("runs"), dict):
+                self._record["runs"] = {}
+        return self._record
+
     def recorded(self, run: Any) -> dict[str, Any] | None:
-        entry = _read_jobs(self._record_path()).get("runs", {}).get(self._key(run))
+        entry = self._records()["runs"].get(self._key(run))
         return entry if isinstance(entry, dict) and isinstance(entry.get("job_id"), str) else None
 
     def state(self, job_id: str, cluster: str) -> str:
@@ -353,8 +361,9 @@ class SubmititLauncher:
             for h in pending:
                 h.job = ex.submit(RunJob(h.run.command, str(h.run.dir), self.nproc))
         path = self._record_path()
-        record = _read_jobs(path)
-        runs = record.setdefault("runs", {})
+        self._record = None  # another process may have written it since
+        record = self._records()
+        runs = record["runs"]
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         for h in pending:
             h.job_id = str(h.job.job_id)
