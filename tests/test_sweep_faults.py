@@ -98,6 +98,8 @@ def test_seeds_on_the_command_line_are_checked_and_capped(cli, tmp_path):
     assert code == 2 and "2,000,001 seeds" in err and time.monotonic() - t0 < 30
     code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--check", "--seeds", "-3")
     assert code == 2 and "out of range" in err
+    code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--check", "--seeds", "0,1-3,1")
+    assert code == 2 and "1 seed(s) more than once" in err
     code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--check", "--jobs", "100000")
     assert code == 2 and "--jobs" in err
 

@@ -219,7 +219,12 @@ def sweep_seeds(text: str) -> list[int]:
                         "sweep runs (each seed is one run of every cell)", where="--seeds",
                         fix="give fewer seeds, e.g. 0-9 (a sweep grows by seeds later without "
                             "retraining the ones it has).")
-    return parse_seeds(text, where="--seeds")
+    seeds = parse_seeds(text, where="--seeds")
+    if len(seeds) < total:  # parse_seeds drops repeats; a sweep names each seed once
+        raise SpecError(f"--seeds {text} names {total - len(seeds)} seed(s) more than once "
+                        "(each seed is one run per cell)", where="--seeds",
+                        fix="name each seed once, e.g. 0-4 or 0,2,5-7.")
+    return seeds
 
 
 def print_summary(summary: Any) -> None:
