@@ -277,8 +277,14 @@ class SubmititLauncher:
                                  tasks_per_node=1, nodes=1, signal_delay_s=o.signal_delay_s,
                                  **({"setup": list(o.setup)} if o.setup else {}))
         else:
-            ex = submitit.SlurmExecutor(folder, max_num_timeout=o.max_requeues,
-                                        **({"python": o.python} if o.python else {}))
+            try:
+                ex = submitit.SlurmExecutor(folder, max_num_timeout=o.max_requeues,
+                                            **({"python": o.python} if o.python else {}))
+            except RuntimeError as exc:  # no srun here
+                raise PluginError(f"submitit cannot submit to SLURM from here: {exc}",
+                                  where="launcher.cluster",
+                                  fix="run gantk sweep on a SLURM login node, or use cluster = "
+                                      "\"local\".") from None
             params: dict[str, Any] = {
                 "job_name": o.job_name, "time": max(1, int(round(o.time_min))), "nodes": 1,
                 "ntasks_per_node": 1, "cpus_per_task": o.cpus_per_task,
@@ -359,7 +365,10 @@ class SubmititLauncher:
         ex = self.executor()
         with ex.batch():
             for h in pending:
-                h.job = ex.submit(RunJob(h.run.command, str(h.run.dir), self.nproc))
+                command = list(h.run.command)
+                if self.options.python:  # the jobs' interpreter runs the worker too
+                    command[0] = self.options.python
+                h.job = ex.submit(RunJob(command, str(h.run.dir), self.nproc))
         path = self._record_path()
         self._record = None  # another process may have written it since
         record = self._records()
