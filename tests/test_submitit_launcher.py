@@ -15,7 +15,8 @@ import pytest
 
 submitit = pytest.importorskip("submitit")
 
-from gantk_plugins.launchers.slurm import RunJob, SubmititLauncher  # noqa: E402
+from gantk_plugins.launchers.runjob import RunJob  # noqa: E402
+from gantk_plugins.launchers.slurm import SubmititLauncher  # noqa: E402
 
 from test_sweep import RING, sweep_dict  # noqa: E402
 

@@ -142,8 +142,8 @@ def read_json_file(path: str | Path, *, limit: int = 64 << 20) -> tuple[dict[str
         return None, None
     try:
         fd = open_regular(path, os.O_RDONLY)
-    except RunDirError as exc:
-        return None, "it is a symbolic link, FIFO, socket, device or folder"
+    except RunDirError as exc:  # a link, FIFO, device; or unreadable
+        return None, exc.message
     try:
         with os.fdopen(fd, "rb") as fh:
             raw = fh.read(limit + 1)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import os
 import re
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..base.errors import GantkError, SpecError, SweepError, suggest
+from ..base.errors import SweepError, suggest
 from ..store.jobfiles import (ERROR_FILE, JOB_FILE, LOG_FILE, RESULT_FILE, SWEEP_LOCK, read_job,
                               train_run_dir, worker_command)
 from .jobs import (_eval_at_step, _steps_apart, check_same_settings, extend, in_training_evals,
