@@ -6,12 +6,14 @@ which extends it), the in-training evaluations, and loading the networks a run w
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import GantkError, SweepError
-from ..base.safeio import atomic_write, read_jsonl
+from ..base.safeio import atomic_write, ensure_dir, io_errors, read_jsonl
 from ..store.jobfiles import ERROR_FILE, JOB_FILE, RESULT_FILE, read_job, train_run_dir
+from .runfiles import read_json_file
 from .sweepfile import EvalSpec, Run
 
 
@@ -60,20 +62,19 @@ def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec
     is evaluated again on its source's). Returns those runs as ``(run, old steps, new
     steps)``; a smaller ``train.steps`` for a finished run is refused."""
 
-    changed, extended, shortened = [], [], []
+    changed, extended, shortened, damaged = [], [], [], []
     for r in runs:
-        path = r.dir / JOB_FILE
-        if not path.is_file():
+        old, why = read_json_file(r.dir / JOB_FILE)
+        if why is not None:  # torn or empty (a full disk, a kill): damaged, not other settings
+            if r.finished:
+                damaged.append((r, why))
+            continue  # an unfinished run's job file is rewritten before it starts
+        if old is None:
             continue
         now = job_settings(r, base, ev)
-        try:
-            old = json.loads(path.read_text())
-            same = {key: old.get(key) for key in now} == now
-        except (OSError, ValueError, AttributeError):
-            old, same = None, False
-        if same:
+        if {key: old.get(key) for key in now} == now:
             continue
-        was = _steps_apart({key: old.get(key) for key in now}) if isinstance(old, dict) else None
+        was = _steps_apart({key: old.get(key) for key in now})
         new = _steps_apart(now)
         if was is None or new is None or was[0] != new[0]:
             changed.append(r)
@@ -82,6 +83,16 @@ def check_same_settings(runs: list[Run], base: dict[str, Any], ev: EvalSpec
         elif new[1] < was[1] and r.finished:
             shortened.append((r, was[1], new[1]))
         # else the same stack written another way (train.steps in the file, not in --set)
+    if damaged:
+        r, why = damaged[0]
+        raise SweepError(
+            f"{len(damaged)} finished run(s) under this --out have a damaged job file, so the "
+            f"settings their results were made with are unknown (first: {r.dir / JOB_FILE}: "
+            f"{why}); this is damage (a kill or a full disk), not a change of settings",
+            where=str(r.dir / JOB_FILE),
+            fix="delete the sweep_result.json beside each damaged job file: the same command "
+                "then rewrites the job file and evaluates that run again from its checkpoints "
+                "(its training is kept). Nothing has been run.")
     if changed:
         names = ", ".join(str(r.dir) for r in changed[:3]) + (
             f" and {len(changed) - 3} more" if len(changed) > 3 else "")
@@ -111,7 +122,7 @@ def extend(extended: list[tuple[Run, int, int]]) -> None:
 
     for r, was, _ in extended:
         result = r.dir / RESULT_FILE
-        if result.is_file():
+        if os.path.lexists(result):
             result.replace(r.dir / f"sweep_result_step{was}.json")
 
 
@@ -129,8 +140,9 @@ def job_settings(run: Run, base: dict[str, Any], ev: EvalSpec) -> dict[str, Any]
 def write_job(run: Run, base: dict[str, Any], ev: EvalSpec, threads: int) -> Path:
     """The worker's instructions, ``RUN_DIR/sweep_job.json`` (the stack as data, never code)."""
 
-    run.dir.mkdir(parents=True, exist_ok=True)
-    (run.dir / ERROR_FILE).unlink(missing_ok=True)
+    ensure_dir(run.dir)
+    with io_errors(run.dir / ERROR_FILE, "remove the old error file"):
+        (run.dir / ERROR_FILE).unlink(missing_ok=True)
     job = {**job_settings(run, base, ev), "threads": threads, "cell": run.cell, "seed": run.seed}
     return atomic_write(run.dir / JOB_FILE, json.dumps(job, indent=2))
 

@@ -65,6 +65,10 @@ class Summary:
     protocol: dict[str, Any] = field(default_factory=dict)
     #: runs this call's sweep saw stopped by a signal to their own process ("CELL seed S")
     stopped: list[str] = field(default_factory=list)
+    #: runs this call handed to a detached launcher (``--submit``), and the runs it held back
+    #: (``train_as`` runs whose source has not finished: the next call submits them)
+    submitted: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
 
     def row(self, cell: str) -> CellSummary:
         return next(c for c in self.cells if c.cell == cell)

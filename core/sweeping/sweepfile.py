@@ -8,6 +8,7 @@ reads a run directory except for the finished mark (docs/sweeps.md gives the fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..base.errors import SweepError, suggest
-from ..store.jobfiles import RESULT_FILE
+from ..store.jobfiles import RESULT_FILE, worker_command
+from .runfiles import read_json_file
+
+MAX_SEEDS = 10_000      # seeds of one sweep (each is a run per cell): more is a typo
+MAX_THREADS = 1024      # torch threads per run process, as train.threads
+MAX_JOBS = 1024         # runs kept going at once
 
 
 class EvalSpec(BaseModel):
@@ -70,16 +76,41 @@ class SweepSpec(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baseline: str | None = Field(None, description="the cell the others are compared with "
                                  "(default: the first)")
-    jobs: int | None = Field(None, ge=1, description="runs at once (default: --jobs, else 1)")
-    threads: int | None = Field(None, ge=1, description="torch threads per run process "
+    jobs: int | None = Field(None, ge=1, le=MAX_JOBS,
+                             description="runs at once (default: --jobs, else 1)")
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="torch threads per run process "
                                 "(default: CPU cores / jobs)")
-    launcher: str = Field("local", description="local, or a launcher a plugin provides")
+    launcher: str | dict[str, Any] = Field(
+        "local", description="local, or a launcher a plugin provides: its name, or a [launcher] "
+        "table with name = ... and the launcher's own settings (e.g. submitit's SLURM options)")
     eval: EvalSpec = Field(default_factory=EvalSpec)
     stats: StatsSpec = Field(default_factory=StatsSpec)
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        name = v.get("name") if isinstance(v, dict) else v
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError('a [launcher] table needs name = "..." (e.g. "submitit")')
+        return v
+
+    @property
+    def launcher_name(self) -> str:
+        return self.launcher["name"] if isinstance(self.launcher, dict) else self.launcher
+
+    @property
+    def launcher_options(self) -> dict[str, Any]:
+        """The [launcher] table's settings besides its name."""
+        if isinstance(self.launcher, dict):
+            return {k: v for k, v in self.launcher.items() if k != "name"}
+        return {}
 
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
+        if len(v) > MAX_SEEDS:
+            raise ValueError(f"{len(v)} seeds, more than the {MAX_SEEDS} a sweep runs (each "
+                             "seed is one run of every cell)")
         if any(s < 0 or s >= 2 ** 63 for s in v):
             raise ValueError("seeds are integers between 0 and 2**63 - 1")
         if len(set(v)) != len(v):
@@ -177,10 +208,40 @@ def _axis_values(name: str, values: Any) -> list[Cell]:
                      where=f"axes.{name}", fix="see docs/sweeps.md.")
 
 
-def slug(cell: str) -> str:
-    """A folder name for a cell name."""
+#: names whose folder name says them exactly: safe characters, single ``_`` or ``,`` between
+#: them (``,`` becomes ``__``, so no other name gives the same folder)
+_FAITHFUL = re.compile(r"[A-Za-z0-9.=+-]+(?:[,_][A-Za-z0-9.=+-]+)*")
+_MAX_FOLDER = 120  # characters of a folder name (file systems allow 255 bytes)
 
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", cell.replace(",", "__")).strip("_") or "cell"
+
+def slug(cell: str) -> str:
+    """A folder name for a cell name, different for every cell name.
+
+    A name of safe characters keeps its folder name (``method=msgan,train.lr_g=0.0002`` ->
+    ``method=msgan__train.lr_g=0.0002``). Any other name (a space, a slash, ``α``, an empty value
+    that leaves ``v=_`` or a run of ``_``, or a name over 120 characters) would share its folder
+    with another name (``"fast lr"`` and ``"fast_lr"``), so its folder name ends in ``~`` and
+    10 hex digits of the name's SHA-256 (``~`` never occurs in the first kind)."""
+
+    base = re.sub(r"[^A-Za-z0-9._=+-]+", "_", cell.replace(",", "__")).strip("_") or "cell"
+    if _FAITHFUL.fullmatch(cell) and len(base) <= _MAX_FOLDER:
+        return base
+    return f"{base[:_MAX_FOLDER - 11]}~{hashlib.sha256(cell.encode()).hexdigest()[:10]}"
+
+
+def check_folders(names: list[str]) -> None:
+    """Refuse cells whose folders would still be one (differing only in upper/lower case, one
+    folder on macOS and Windows; or a hash collision)."""
+
+    seen: dict[str, str] = {}
+    for name in names:
+        key = slug(name).casefold()
+        if key in seen and seen[key] != name:
+            raise SweepError(f"the cells {seen[key]!r} and {name!r} would share the run folder "
+                             f"{slug(name)!r} (folder names ignore case on some file systems)",
+                             where="axes", fix="rename one of the two values so that they differ "
+                                               "in more than upper and lower case.")
+        seen[key] = name
 
 
 @dataclass
@@ -198,4 +259,11 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return (self.dir / RESULT_FILE).is_file()
+        """Whether the run's ``sweep_result.json`` holds a result (a torn or empty one does not
+        count: the next sweep evaluates the run again)."""
+        return read_json_file(self.dir / RESULT_FILE)[0] is not None
+
+    @property
+    def command(self) -> list[str]:
+        """The command line that runs this run's job (what a launcher starts or submits)."""
+        return worker_command(self.dir)

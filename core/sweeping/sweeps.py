@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import os
 import re
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..base.errors import GantkError, SpecError, SweepError, suggest
+from ..base.errors import SweepError, suggest
 from ..store.jobfiles import (ERROR_FILE, JOB_FILE, LOG_FILE, RESULT_FILE, SWEEP_LOCK, read_job,
                               train_run_dir, worker_command)
 from .jobs import (_eval_at_step, _steps_apart, check_same_settings, extend, in_training_evals,
@@ -39,7 +38,9 @@ from .jobs import (_eval_at_step, _steps_apart, check_same_settings, extend, in_
 from ..metrics.scores import directions as metric_directions
 from .report import write_all
 from .summary import Summary, curve_points, final_scores, run_curves, summarize
-from .sweepfile import Cell, EvalSpec, Run, StatsSpec, SweepSpec, _axis_values, slug
+from .runfiles import check_run_files, held_lock, read_json_file, read_small_text
+from .sweepfile import (Cell, EvalSpec, Run, StatsSpec, SweepSpec, _axis_values, check_folders,
+                        slug)
 from .verdicts import FINAL, last_k_label, trends, verdicts
 
 # What ``gantk.sweeps`` (this module's old name) offered, kept importable from here.
@@ -86,6 +87,7 @@ class Sweep:
         if len(set(names)) != len(names):
             raise SweepError("two cells have the same name", where="axes",
                              fix="give the values of each axis distinct names.")
+        check_folders(names)
         if spec.baseline is not None and spec.baseline not in names:
             hint = suggest(spec.baseline, names)
             raise SweepError(f"the baseline {spec.baseline!r} is not a cell" +
@@ -206,56 +208,44 @@ class Sweep:
 
     # ------------------------------------------------------------------ validation
     def validate(self, *, manager: Any = None) -> None:
-        """Build every cell's stack (as `gantk check` does) and resolve the metrics, so a typo
-        stops the sweep before anything runs."""
+        """Build every cell's stack (as `gantk check` does; once per distinct structure, none
+        kept in memory) and resolve the metrics, so a typo stops the sweep before anything runs."""
 
-        from ..metrics.evaluate import resolve_metric_names
-        from ..facade.pipeline import Pipeline
         from ..stack.plugins import get_plugin_manager
-        from ..stack.spec import parse_spec
+        from .checks import validate_sweep
 
-        manager = manager or get_plugin_manager()
-        problems = []
-        built: dict[tuple[str, ...], Pipeline] = {}
-        for cell in self.plan():
-            try:
-                key = tuple(cell.overrides)
-                if key not in built:
-                    built[key] = Pipeline(parse_spec(self.base, cell.overrides +
-                                                     [f"seed={self.spec.seeds[0]}"]),
-                                          manager=manager, device="cpu")
-                if cell.with_:  # the sampling transforms must build on the trained stack
-                    built[key].extra_components(cell.with_)
-            except GantkError as exc:
-                problems.append(f"cell {cell.name!r}: {exc.paragraph()}")
+        validate_sweep(self, manager or get_plugin_manager())
+
+    def set_launcher(self, name: str) -> None:
+        """``--launcher NAME``: another launcher than the file's (its [launcher] settings are
+        dropped when the name differs)."""
+
+        same = name == self.spec.launcher_name
+        self.spec.launcher = {**self.spec.launcher_options, "name": name} if same else name
+
+    def set_seeds(self, seeds: list[int], *, where: str = "--seeds") -> None:
+        """Replace the file's seeds (``--seeds``), checked as the file's are (range, no
+        duplicates, at most MAX_SEEDS)."""
+
         try:
-            names = resolve_metric_names(self.spec.eval.metrics, registry=manager.registry)
-            for metric, opts in self.spec.eval.options.items():
-                if metric not in names:
-                    raise SpecError(f"options for {metric!r}, which is not evaluated",
-                                    where=f"eval.options.{metric}", fix="add it to eval.metrics.")
-                manager.registry.get(metric, "metric").make_params(opts, where=f"eval.{metric}")
-        except GantkError as exc:
-            problems.append(f"eval: {exc.paragraph()}")
-        known = {k for k, (_, d) in metric_directions(manager.registry).items() if d}
-        for key in self.spec.stats.primary:
-            if key not in known:
-                hint = suggest(key, sorted(known))
-                problems.append(f"stats.primary: {key!r} is not a score any installed metric "
-                                f"gives" + (f"; {hint}" if hint else "") +
-                                f" (scores: {', '.join(sorted(known))})")
-        if problems:
-            raise SweepError(f"{len(problems)} problem(s) before anything ran: " +
-                             " | ".join(problems), where="sweep file",
-                             fix="correct the cells named; nothing has been run.")
+            self.spec = SweepSpec.model_validate({**self.spec.model_dump(by_alias=True),
+                                                  "seeds": seeds})
+        except ValidationError as exc:
+            raise SweepError("; ".join(e["msg"].removeprefix("Value error, ")
+                                       for e in exc.errors()), where=where,
+                             fix="give distinct seeds between 0 and 2**63 - 1, e.g. 0-9.") from None
 
     # ------------------------------------------------------------------ running
     def run(self, out: str | Path, *, jobs: int | None = None, launcher: Any = None,
             on_event: Callable[[str], None] | None = None, validate: bool = True,
-            manager: Any = None, only: list[str] | None = None) -> Summary:
+            manager: Any = None, only: list[str] | None = None, submit: bool = False,
+            launcher_options: dict[str, Any] | None = None) -> Summary:
         """Run what is not finished, evaluate, write the summary files; returns the table.
 
-        ``only`` runs just the cells that match (see :meth:`select`); the summary covers all."""
+        ``only`` runs just the cells that match (see :meth:`select`); the summary covers all.
+        ``submit`` hands the runs to a launcher whose jobs outlive this call (a scheduler's,
+        ``launcher.detached``) and returns once they are submitted (``summary.submitted``).
+        ``launcher_options`` update the file's ``[launcher]`` settings."""
 
         from ..stack.plugins import get_plugin_manager
         from .launch import find_launcher, run_all
@@ -266,22 +256,29 @@ class Sweep:
             self.validate(manager=manager)
         jobs = jobs or self.spec.jobs or 1
         threads = self.spec.threads or max(1, (os.cpu_count() or 1) // jobs)
-        launcher = launcher or find_launcher(self.spec.launcher, jobs, manager)
+        options = {**self.spec.launcher_options, **(launcher_options or {})}
+        launcher = launcher or find_launcher(self.spec.launcher_name, jobs, manager, options, out)
+        if submit and not getattr(launcher, "detached", False):
+            raise SweepError(f"the launcher {self.spec.launcher_name!r} runs the jobs as children "
+                             "of this process: they cannot be submitted and left",
+                             where="--submit", fix='use a scheduler\'s launcher (launcher = '
+                                                   '"submitit", docs/sweeps.md), or leave out '
+                                                   '--submit.')
         runs = self.select(self.runs(out), only)
-        from ..store.runlock import run_lock
-
-        with run_lock(out, name=SWEEP_LOCK, error=SweepError,
-                      doing="is running a sweep into this directory",
-                      fix="wait for it to finish, or stop it (Ctrl-C, or kill -INT with that pid) "
-                          "and run this command again: it resumes every run; to run another "
-                          "sweep at the same time give it its own --out."):
+        with held_lock(out, SWEEP_LOCK, doing="is running a sweep into this directory",
+                       fix="wait for it to finish, or stop it (Ctrl-C, or kill -INT with that "
+                           "pid) and run this command again: it resumes every run; to run "
+                           "another sweep at the same time give it its own --out."):
+            check_run_files(runs)
             extend(check_same_settings(runs, self.base, self.spec.eval))
-            for r in runs:
-                if not r.finished:
-                    write_job(r, self.base, self.spec.eval, threads)
-            counts = run_all(runs, launcher, on_event=on_event or (lambda text: None))
-        return self.summarize(out, manager=manager,
-                              stopped=[f"{r.cell} seed {r.seed}" for r in counts["stopped"]])
+            counts = run_all(runs, launcher, on_event=on_event or (lambda text: None),
+                             prepare=lambda r: write_job(r, self.base, self.spec.eval, threads),
+                             submit_only=submit)
+        summary = self.summarize(out, manager=manager,
+                                 stopped=[f"{r.cell} seed {r.seed}" for r in counts["stopped"]])
+        summary.submitted = [f"{r.cell} seed {r.seed}" for r in counts["submitted"]]
+        summary.waiting = [f"{r.cell} seed {r.seed}" for r in counts["waiting"]]
+        return summary
 
     def summarize(self, out: str | Path, *, manager: Any = None, step: int | None = None,
                   stopped: list[str] | None = None) -> Summary:
@@ -296,23 +293,24 @@ class Sweep:
         out = Path(out)
         manager = manager or get_plugin_manager()
         directions = {k: d for k, (_, d) in metric_directions(manager.registry).items() if d}
-        records, other_steps = [], []
+        records, other_steps, damaged = [], [], []
         runs, plan = self.runs(out), self.plan()
         for r in runs:
             if step is not None:
                 found = _eval_at_step(r.dir / "eval.jsonl", step)
                 if found is not None:
                     records.append({"cell": r.cell, "seed": r.seed, "result": found})
-            elif r.finished:
-                result = json.loads((r.dir / RESULT_FILE).read_text())
+            elif (got := read_json_file(r.dir / RESULT_FILE))[0] is not None:
+                result = got[0]
                 records.append({"cell": r.cell, "seed": r.seed, "result": result})
                 want = _steps_apart(job_settings(r, self.base, self.spec.eval))
                 if want is not None and result.get("step", want[1]) != want[1]:
                     other_steps.append(f"{r.cell} seed {r.seed}: step {result.get('step')}, "
                                        f"not {want[1]}")
-            elif (r.dir / ERROR_FILE).is_file():
-                records.append({"cell": r.cell, "seed": r.seed,
-                                "error": (r.dir / ERROR_FILE).read_text().strip()})
+            elif got[1] is not None:  # torn by a kill or a full disk
+                damaged.append(f"{r.dir / RESULT_FILE} ({r.cell} seed {r.seed}): {got[1]}")
+            elif (error := read_small_text(r.dir / ERROR_FILE)) is not None:
+                records.append({"cell": r.cell, "seed": r.seed, "error": error})
         name = self.spec.name if step is None else f"{self.spec.name} (at step {step})"
         shared = {c.name: f"{c.describe()} (trains nothing"
                           f"{'; evaluated at its final step only' if step is not None else ''})"
@@ -353,6 +351,12 @@ class Sweep:
         if not st.primary:
             summary.notes.append("no primary key declared ([stats] primary): every key is "
                                  "secondary, Holm-corrected over all keys x cells")
+        if damaged:
+            summary.notes.append(
+                f"{len(damaged)} run(s) have a damaged sweep_result.json, left out of the table "
+                f"and counted unfinished ({'; '.join(damaged[:3])}"
+                f"{'; ...' if len(damaged) > 3 else ''}): the next `gantk sweep` with the same "
+                "command evaluates them again (their training is kept)")
         if other_steps:
             summary.notes.append(
                 f"{len(other_steps)} result(s) come from another training step than the "

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -30,24 +31,98 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if threading.current_thread() is not threading.main_thread():
-        return _run(Path(argv[0]))
+        return _locked(Path(argv[0]))
 
     def stop(signum: int, frame: object) -> None:  # outside training: stop now
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, stop)  # training defers it to a step boundary
     try:
-        return _run(Path(argv[0]))
+        parent = os.environ.pop("GANTK_SWEEP_PARENT", None)  # PARENT_ENV of the local launcher
+        if parent and not _die_with(int(parent)):
+            print("the sweep that started this run has ended; not starting", file=sys.stderr)
+            return 130
+        return _locked(Path(argv[0]))
+    except KeyboardInterrupt:  # a signal before the run began (or after it ended)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, old)
 
 
-def _run(run_dir: Path) -> int:
-    from gantk.base.safeio import atomic_write
-    from gantk.store.jobfiles import ERROR_FILE, JOB_FILE, RESULT_FILE
+def _die_with(parent: int) -> bool:
+    """End this worker (one SIGTERM: a checkpoint at the next step) when the sweep process
+    ``parent`` dies, even by ``kill -9``: ``PR_SET_PDEATHSIG`` on Linux, a watchdog thread
+    elsewhere. False when the parent has already gone."""
 
-    job = json.loads((run_dir / JOB_FILE).read_text())
-    threads = int(job.get("threads") or 1)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+            return os.getppid() == parent  # it may have died before prctl
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: fall back to the watchdog
+            pass
+
+    def watch() -> None:  # pragma: no cover - not Linux
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    if os.getppid() != parent:
+        return False
+    threading.Thread(target=watch, name="gantk-sweep-parent-watchdog", daemon=True).start()
+    return True
+
+
+def _locked(run_dir: Path) -> int:
+    """Run the job holding ``RUN_DIR/.sweep_worker.lock``: a second worker for the same run (a
+    worker left by a killed sweep still going) exits with 75 and writes nothing."""
+
+    from gantk.base.errors import GantkError
+    from gantk.sweeping.runfiles import WORKER_LOCK, held_lock
+
+    if not _main_rank():  # under torchrun (a job of several GPUs) rank 0 holds the run
+        return _run(run_dir)
+    try:
+        with held_lock(run_dir, WORKER_LOCK, doing="is already running this run",
+                       fix="wait for it to end; the sweep resumes this run afterwards."):
+            return _run(run_dir)
+    except GantkError as exc:  # the lock is held, or cannot be taken
+        print(f"error: {exc.paragraph()}", file=sys.stderr)
+        return 75 if "is already running" in exc.message else 2
+
+
+def _main_rank() -> bool:
+    """Rank 0 of a torchrun job, or a single process: the one that writes the run's files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _run(run_dir: Path) -> int:
+    from gantk.base.safeio import atomic_write as _write
+    from gantk.store.jobfiles import ERROR_FILE, JOB_FILE, RESULT_FILE
+    from gantk.sweeping.runfiles import read_json_file
+    from gantk.sweeping.sweepfile import MAX_THREADS
+
+    def atomic_write(path: Path, text: str) -> None:
+        if _main_rank():
+            _write(path, text)
+
+    if read_json_file(run_dir / RESULT_FILE)[0] is not None:  # a second job for a finished run
+        print("finished already: nothing to do")
+        return 0
+    job, why = read_json_file(run_dir / JOB_FILE)
+    if job is None:
+        text = (f"SweepError: {run_dir / JOB_FILE}: the job file is "
+                f"{'missing' if why is None else 'damaged: ' + why}. Fix: run the sweep command "
+                "again, which rewrites it.")
+        atomic_write(run_dir / ERROR_FILE, text + "\n")
+        print(f"error: {text}", file=sys.stderr)
+        return 2
+    try:
+        threads = min(max(1, int(job.get("threads") or 1)), MAX_THREADS, os.cpu_count() or 1)
+    except (TypeError, ValueError):
+        threads = 1
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
         import torch
@@ -71,8 +146,9 @@ def _run(run_dir: Path) -> int:
             result = pipe.evaluate(ev["metrics"] or None, n=ev["n"], with_=ev["with"] or None,
                                    options=ev["options"] or None, feature_net=ev["feature_net"],
                                    seed=ev["seed"])
-            record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
-                        source="sweep", **{"with": pipe.sample_transforms(ev["with"] or None)})
+            if _main_rank():
+                record_eval(run_dir, result, step=pipe.step, metrics=ev["metrics"] or None,
+                            source="sweep", **{"with": pipe.sample_transforms(ev["with"] or None)})
             result = {**result, "step": pipe.step, "cell": job["cell"], "seed": job["seed"]}
             if train_run:
                 result["train_run"] = train_run
