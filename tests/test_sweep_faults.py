@@ -394,3 +394,24 @@ def test_status_says_where_every_run_stands(cli, tmp_path):
     assert "running" in rows["3"] and f"pid {holder.pid}" in rows["3"]
     assert "not started" in rows["4"]
     assert "1 finished, 1 running, 1 failed, 1 stopped, 1 not started of 5 run(s)" in text
+
+
+def test_a_sweep_into_a_folder_gantk_did_not_make_is_refused_and_nothing_changes(tmp_path):
+    """--out at someone's non-empty folder: refused before any run folder or job file is written;
+    an empty folder, a marked sweep and a sweep made before the marker are taken."""
+    sw = Sweep.from_dict(sweep_dict(seeds=[0]))
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"not gantk's")
+    with pytest.raises(GantkError) as err:
+        sw.run(foreign, launcher=FakeLauncher(), validate=False)
+    assert ".gantk-sweep" in err.value.paragraph() and str(foreign) in err.value.paragraph()
+    assert sorted(p.name for p in foreign.iterdir()) == ["holiday.jpg"]
+
+    out = tmp_path / "sweep"
+    sw.run(out, launcher=FakeLauncher(), validate=False)
+    assert (out / ".gantk-sweep").is_file()
+    (out / ".gantk-sweep").unlink()  # as a sweep directory of an earlier version left it
+    (out / "summary.json").unlink()
+    sw.run(out, launcher=FakeLauncher(), validate=False)  # recognised by its run folders' job files
+    assert (out / ".gantk-sweep").is_file()

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..base.errors import GantkError, SweepError
 from ..base.safeio import RunDirError, ensure_dir, os_error
-from ..store.jobfiles import ERROR_FILE, JOB_FILE, LOG_FILE, RESULT_FILE
+from ..store.jobfiles import ERROR_FILE, JOB_FILE, LOG_FILE, RESULT_FILE, SWEEP_LOCK
 from ..store.runlock import LOCK_NAME
 
 try:
@@ -215,3 +215,11 @@ def check_run_files(runs: list[Any]) -> None:
                          "the sweep, a link would send its writes elsewhere)",
                          where=str(bad[0]), fix="remove them (rm) and run the same command "
                                                 "again; nothing has been run.")
+
+
+def made_by_a_sweep(out: Path) -> bool:
+    """A sweep directory made before sweeps carried their marker: it holds the sweep's lock or
+    summary, or a run folder (CELL/seed_N) with a job file gantk wrote."""
+    if any(os.path.lexists(out / name) for name in (SWEEP_LOCK, "summary.json", "summary.md")):
+        return True
+    return any(p.is_file() for p in out.glob(f"*/seed_*/{JOB_FILE}"))

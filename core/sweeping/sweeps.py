@@ -33,12 +33,13 @@ from pydantic import ValidationError
 from ..base.errors import SweepError, suggest
 from ..store.jobfiles import (ERROR_FILE, JOB_FILE, LOG_FILE, RESULT_FILE, SWEEP_LOCK, read_job,
                               train_run_dir, worker_command)
+from ..store.runmark import claim_dir
 from .jobs import (_eval_at_step, _steps_apart, check_same_settings, extend, in_training_evals,
                    job_settings, load_run, load_train_run, write_job)
 from ..metrics.scores import directions as metric_directions
 from .report import write_all
 from .summary import Summary, curve_points, final_scores, run_curves, summarize
-from .runfiles import check_run_files, held_lock, read_json_file, read_small_text
+from .runfiles import check_run_files, held_lock, made_by_a_sweep, read_json_file, read_small_text
 from .sweepfile import (Cell, EvalSpec, Run, StatsSpec, SweepSpec, _axis_values, check_folders,
                         slug)
 from .verdicts import FINAL, last_k_label, trends, verdicts
@@ -264,6 +265,7 @@ class Sweep:
                              where="--submit", fix='use a scheduler\'s launcher (launcher = '
                                                    '"submitit", docs/sweeps.md), or leave out '
                                                    '--submit.')
+        claim_dir(out, kind="sweep", recognise=made_by_a_sweep)  # never a folder gantk did not make
         runs = self.select(self.runs(out), only)
         with held_lock(out, SWEEP_LOCK, doing="is running a sweep into this directory",
                        fix="wait for it to finish, or stop it (Ctrl-C, or kill -INT with that "
