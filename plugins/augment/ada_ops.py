@@ -18,8 +18,8 @@ padded by reflection, upsampled 2x with the ``sym6`` wavelet low-pass filter, re
 and low-pass filtered back down, which keeps the result free of aliasing (the paper's Appendix
 B.2). The colour ones are composed into one 4x4 matrix. Images that draw no augmentation of a
 group are passed through unchanged (bit for bit), so at ``p = 0`` the pipeline is the identity.
-The FIR filtering is kornia's (``kornia.filters.filter2d_separable``); the resampling torch's
-``affine_grid``/``grid_sample``. Every random draw uses the global torch RNG.
+Built on torch's ``conv2d`` (the FIR filters), ``affine_grid`` and ``grid_sample``; every
+random draw uses the global torch RNG.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import filter2d_separable
 from torch import Tensor
 
 #: the sym6 wavelet's low-pass decomposition filter (Daubechies' symlet of order 6, 12 taps)
@@ -172,18 +171,41 @@ def _rotate3d(v: Tensor, theta: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- execution
 
 
+def _depthwise(x: Tensor, taps: Tensor, dim: int) -> Tensor:
+    """Correlation of every image and channel with ``taps`` along ``dim`` (-1: x, -2: y), no
+    border (``valid``), as one depthwise convolution (on CPU 25x faster for 64 small images than
+    a batched single-channel convolution such as kornia's ``filter2d_separable``)."""
+    b, c, h, w = x.shape
+    n = len(taps)
+    shape = (b * c, 1, 1, n) if dim == -1 else (b * c, 1, n, 1)
+    y = F.conv2d(x.reshape(1, b * c, h, w), taps.to(x.dtype).view(shape[1:]).expand(shape),
+                 groups=b * c)
+    return y.reshape(b, c, y.shape[-2], y.shape[-1])
+
+
 def _filter(x: Tensor, taps: Tensor) -> Tensor:
-    k = taps.to(x.dtype).view(1, -1)
-    return filter2d_separable(x, k, k, padding="valid")  # correlation, no border
+    return _depthwise(_depthwise(x, taps, -1), taps, -2)
+
+
+def _upsample_1d(x: Tensor, g: Tensor, dim: int) -> Tensor:
+    """Zero insertion along ``dim`` then correlation with ``g`` (even length, padded by
+    ``len/2`` before and ``len/2 - 1`` after), computed polyphase: the even outputs use the
+    even taps, the odd ones the odd taps, on the input itself (no multiplications by zero)."""
+    half = len(g) // 2
+    pads = {-1: lambda a, z: (a, z, 0, 0), -2: lambda a, z: (0, 0, a, z)}[dim]
+    even = _depthwise(F.pad(x, pads(half // 2, half // 2 - 1 + half % 2)), g[0::2], dim)
+    odd = _depthwise(F.pad(x, pads(half // 2 - 1 + half % 2, half // 2)), g[1::2], dim)
+    out = torch.stack([even, odd], dim=dim)  # (..., n, 2) or (..., n, 2, w)
+    shape = list(x.shape)
+    shape[dim] *= 2
+    return out.reshape(shape)
 
 
 def upsample2x(x: Tensor, f: Tensor) -> Tensor:
-    """Zero insertion then the FIR ``f`` (as a convolution, gain 4): ``(H, W) -> (2H, 2W)``."""
-    b, c, h, w = x.shape
-    x = F.pad(x.reshape(b, c, h, 1, w, 1), (0, 1, 0, 0, 0, 1)).reshape(b, c, 2 * h, 2 * w)
-    n = len(f)
-    lo, hi = (n + 1) // 2, (n - 2) // 2
-    return _filter(F.pad(x, (lo, hi, lo, hi)), f.flip(0) * 2)
+    """Zero insertion then the FIR ``f`` as a convolution with gain 4 (2 per axis):
+    ``(H, W) -> (2H, 2W)``, the output aligned as NVlabs' ``upsample2d``."""
+    g = f.flip(0) * 2
+    return _upsample_1d(_upsample_1d(x, g, -1), g, -2)
 
 
 def downsample2x(x: Tensor, f: Tensor, crop: int) -> Tensor:
