@@ -185,3 +185,17 @@ def test_ada_stacks_with_r1_and_the_penalty_sees_augmented_reals():
     pipe = Pipeline.from_spec(spec)
     logs = pipe.train(progress=False)
     assert "r1/r1" in logs and math.isfinite(logs["r1/r1"])
+
+
+def test_mnist5k_size_keeps_a_class_balanced_subset_the_same_for_every_seed():
+    from gantk.datasets.mnist5k import Mnist5kParams, load_mnist5k
+
+    x, y = load_mnist5k(Mnist5kParams(resolution=16, size=500))
+    assert x.shape == (500, 1, 16, 16)
+    assert torch.bincount(y).tolist() == [50] * 10
+    x2, _ = load_mnist5k(Mnist5kParams(resolution=16, size=500))
+    assert torch.equal(x, x2)
+    full, labels = load_mnist5k(Mnist5kParams(resolution=16))
+    assert torch.equal(x[:50], full[labels == 0][:50])  # the first 50 zeros of the file
+    _, y23 = load_mnist5k(Mnist5kParams(resolution=16, size=23))
+    assert torch.bincount(y23).tolist() == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
