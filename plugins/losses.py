@@ -1,9 +1,14 @@
 """Adversarial losses (``ns``, ``hinge``, ``wgan``, ``lsgan``) and the D regularisers ``gp`` and ``r1``.
 
+The penalties call D on the images as D sees them in the loss: through the stack's D-input
+transforms (``diffaugment``, ``ada``), differentiating through the augmentation.
+
 Losses are pure functions of logits; the classes only bind them to the Loss interface.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -75,21 +80,32 @@ LOSSES = {
 # ----------------------------------------------------------------------------- regularisers
 
 
-def gradient_penalty(D, real: Tensor, fake: Tensor, y: Tensor | None, *, center: float = 1.0) -> Tensor:
-    """WGAN-GP: E[(||grad_x D(x_hat)||_2 - center)^2] on random interpolates x_hat."""
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def gradient_penalty(D, real: Tensor, fake: Tensor, y: Tensor | None, *, center: float = 1.0,
+                     through: Callable[[Tensor], Tensor] = _identity) -> Tensor:
+    """WGAN-GP: E[(||grad_x D(T(x_hat))||_2 - center)^2] on random interpolates x_hat, where
+    ``through`` is T, the stack's D-input transforms (augmentation; identity without any): the
+    gradient is taken with respect to the interpolate, through the augmentation."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
     x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
     with float32_under_fp16():  # the inner gradient underflows in fp16
-        out = D(x_hat, y)
+        out = D(through(x_hat), y)
         (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
         return ((grad.flatten(1).norm(2, dim=1) - center) ** 2).mean()
 
 
-def r1_penalty(D, real: Tensor, y: Tensor | None) -> Tensor:
-    """R1 (Mescheder et al. 2018): E[||grad_x D(x)||^2] on real data (without the gamma/2)."""
+def r1_penalty(D, real: Tensor, y: Tensor | None, *,
+               through: Callable[[Tensor], Tensor] = _identity) -> Tensor:
+    """R1 (Mescheder et al. 2018): E[||grad_x D(T(x))||^2] on real data x (without the gamma/2),
+    with ``through`` = T the stack's D-input transforms: as in StyleGAN2-ADA's and DiffAugment's
+    code, D scores the augmented reals and the gradient is taken with respect to the real images
+    before augmentation."""
     real = real.detach().requires_grad_(True)
     with float32_under_fp16():  # the inner gradient underflows in fp16
-        out = D(real, y)
+        out = D(through(real), y)
         (grad,) = torch.autograd.grad(out.sum(), real, create_graph=True)
         return grad.pow(2).flatten(1).sum(1).mean()
 
@@ -106,7 +122,9 @@ class GradientPenalty(Regularizer):
         self.params = params
 
     def d_terms(self, ctx: StepContext) -> dict[str, Tensor]:
-        gp = gradient_penalty(ctx.D, ctx.real, ctx.fake, ctx.y, center=self.params.center)
+        # the interpolates pass the stack's D-input transforms as the fakes do (no data x-flip)
+        gp = gradient_penalty(ctx.D, ctx.real, ctx.fake, ctx.y, center=self.params.center,
+                              through=lambda x: ctx.d_input(x, real=False))
         return {"gp": self.params.weight * gp}
 
 
@@ -126,7 +144,8 @@ class R1(Regularizer):
         self.calls += 1
         if (int(self.calls) - 1) % self.params.every:
             return {}
-        penalty = r1_penalty(ctx.D, ctx.real, ctx.real_y)
+        penalty = r1_penalty(ctx.D, ctx.real, ctx.real_y,
+                             through=lambda x: ctx.d_input(x, real=True))
         return {"r1": self.params.gamma / 2 * penalty * self.params.every}
 
 

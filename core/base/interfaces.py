@@ -226,6 +226,12 @@ class Component(nn.Module):
     def on_step_end(self, ctx: StepContext) -> None:
         """Called after every full training step (D steps, G step, aux step)."""
 
+    def step_logs(self) -> dict[str, Tensor]:
+        """Values logged after each step under ``ENTRY/KEY`` and never optimised: the state of a
+        controller, such as ADA's augmentation probability. Read after ``on_step_end``; empty by
+        default."""
+        return {}
+
     def on_attach(self, pipeline: Any) -> None:
         """Called once the component is attached to a pipeline: at build time for a stack's own
         components, and when a post-training component is added with ``sample(with_=...)``.

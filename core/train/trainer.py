@@ -233,4 +233,5 @@ class Trainer:
             ema.update(pipe.ema, bb.generator, ema.beta(train, step))
         for comp in pipe.components:
             comp.on_step_end(ctx)
+            logs.update({f"{comp.entry_name}/{k}": v for k, v in comp.step_logs().items()})
         return logs

@@ -5,7 +5,9 @@ A logger is a pluggy plugin *object* whose methods are the event hooks of ``gant
 trainer never calls a logger, it fires events and whatever plugin is listening answers. A subclass
 only says how to open its backend and write scalars, images and the resolved spec. The hooks act
 for a pipeline whose ``train.loggers`` names the logger and that trains into a run directory; one
-backend is opened per pipeline at its first logged step and closed when training ends.
+backend is opened per pipeline at its first logged step and closed when training ends. Tracker
+loggers (wandb, mlflow) write their run's id to ``RUN_DIR/<logger>/run.json`` and a resumed
+training continues that run instead of starting a second one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,45 @@ def flat_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         elif value is not None:
             out[name] = value if isinstance(value, (int, float, bool, str)) else str(value)
     return out
+
+
+def to_uint8_hwc(grid: Any) -> Any:
+    """A sample grid (float CHW in [0, 1], as the hooks pass it) as the uint8 HWC array image
+    libraries expect: ``round(255 x)``, clipped. (W&B and MLflow read a float array as 0..255,
+    so passing [0, 1] floats through gives black images.)"""
+    import torch
+
+    return (grid.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0) \
+        .cpu().numpy()
+
+
+def read_run_id(log_dir: Path) -> dict[str, Any] | None:
+    """The tracker run this run directory logged to before (``LOG_DIR/run.json``), or None."""
+    import json
+
+    path = log_dir / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("run_id"), str) else None
+
+
+def write_run_id(log_dir: Path, data: dict[str, Any]) -> None:
+    """Remember the tracker run (atomically), so a resumed training continues it."""
+    import json
+    import os
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    tmp = log_dir / f".{RUN_FILE}.tmp"
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, log_dir / RUN_FILE)
+
+
+#: where a tracker logger keeps the id of its run, inside its folder of the run directory
+RUN_FILE = "run.json"
 
 
 def numeric(values: dict[str, Any]) -> dict[str, float]:
