@@ -83,9 +83,16 @@ def test_cli_main_finally_imports_nothing_heavy():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal gives it (a shell's background job inherits it ignored,
+    and Python then installs no handler of its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_library_import_keeps_python_s_own_ctrl_c():
     code = "import signal, gantk\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                         preexec_fn=_default_sigint)  # a background job starts with SIGINT ignored
     assert out.stdout.strip() == "True", out.stderr
 
 

@@ -77,7 +77,7 @@ def save_samples(x: Tensor, path: str | Path, *, info: DataInfo, real: Tensor | 
                  title: str = "") -> Path:
     if info.kind == "points":
         return save_scatter(x, path, info=info, real=real, title=title)
-    return save_grid(x, path, min_side=32)  # 16 px training samples drawn at 2x
+    return save_grid(x, path)
 
 
 def save_tensor_file(x: Tensor, path: str | Path, *, y: Tensor | None = None,
