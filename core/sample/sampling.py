@@ -209,7 +209,8 @@ def interpolate_seeds(pipe: Any, seeds: list[int], steps: int, *, mode: str = "l
     (on CPU), ``steps`` per segment. ``space`` is ``z``, ``w`` (the backbone's intermediate space,
     StyleGAN2's W) or ``auto`` (``w`` where the backbone has one). ``noise_mode``: the noise
     inputs (default: the backbone's picture default, StyleGAN2's ``const``); with ``random`` noise
-    every frame's noise comes from the first seed, so only the latent moves."""
+    every frame's noise (and a conditional net's drawn class) is the first seed's, so only the
+    latent moves and the first frame is that seed's own image."""
 
     from ..base.interfaces import LatentTransform, StepContext
     from ..train.trainer import apply_transforms
@@ -232,9 +233,17 @@ def interpolate_seeds(pipe: Any, seeds: list[int], steps: int, *, mode: str = "l
     G = pipe.sampling_generator
     transforms = [c for c in pipe.components if isinstance(c, LatentTransform)]
     y = class_labels(bb, cls, 1, dev)
-    if bb.num_classes and y is None:
+    draw_label = bool(bb.num_classes) and y is None
+
+    def replay() -> Tensor | None:
+        """The draws ``Pipeline.sample`` makes before the generator (the latent, then a label
+        when none is given), so that the random inputs after them are the first seed's own."""
+        bb.sample_latent(1, device=dev)
+        return torch.randint(bb.num_classes, (1,), device=dev) if draw_label else None
+
+    if draw_label:
         with seeded(seeds[0], dev):
-            y = torch.randint(bb.num_classes, (1,), device=dev)
+            y = replay()
 
     def latent(seed: int) -> Tensor:
         with seeded(seed, dev):
@@ -250,10 +259,12 @@ def interpolate_seeds(pipe: Any, seeds: list[int], steps: int, *, mode: str = "l
             w = torch.cat([bb.to_w(G, z[i:i + 1], y, psi=psi) for i in range(len(seeds))])
             for wi in path(w, steps, mode):
                 with seeded(seeds[0], dev):
+                    replay()
                     frames.append(bb.from_w(G, wi.unsqueeze(0)))
         else:
             for zi in path(z, steps, mode):
                 with seeded(seeds[0], dev):
+                    replay()
                     zi = zi.unsqueeze(0)
                     ctx = StepContext(phase="sample", backbone=bb, loss=pipe.loss, step=pipe.step,
                                       z=zi, y=y, generator=G)
