@@ -13,18 +13,10 @@ row: reconstruction MSE at most mean + std).
     python benchmarks/backbone_parity.py --list
     python benchmarks/backbone_parity.py --report benchmarks/results/backbone_parity.json
     python benchmarks/backbone_parity.py --step-time [--sizes 16 32 64] [--channels 128]
+    python benchmarks/backbone_parity.py --sample-time [--sizes 16 32] [--channels 128]
 
-``--step-time`` times one training step (a D step and a G step, non-saturating loss, Adam, no
-regulariser, the same hand loop for both) of gantk's stylegan2 nets and of the reference nets at
-equal configuration (constant width, latent = style = width, 2 mapping layers, no style mixing)
-at each size, in process CPU time, rounds alternating between the sides, and prints the per-size
-medians side by side with the median of the per-round ratios gantk / reference. gantk is timed
-with the modulated conv in both of its forms (``fused_modconv = "never"``: conv(x * s, w) * d;
-``"always"``: the grouped conv with per-sample weights), and so is the reference (``plain``: NVlabs'
-form in training; ``fused``: rosinality's default).
-
-Results go to --out (JSON, default benchmarks/results/backbone_parity.json) and are printed as a
-markdown table. Run with OMP_NUM_THREADS=1 on a quiet machine for the budget in docs/backbones.md.
+``--step-time`` and ``--sample-time`` time stylegan2's training step and sampling against the
+reference nets instead (benchmarks/stylegan2_speed.py says how).
 """
 
 from __future__ import annotations
@@ -44,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from references import loop, nets, stylegan2_ref  # noqa: E402
+from stylegan2_speed import sample_time, step_time  # noqa: E402
 
 from gantk import Pipeline, get_registry, parse_spec  # noqa: E402
 from gantk.stack import build  # noqa: E402
@@ -254,77 +247,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _timed_step(G, D, *, batch: int, latent: int, data: torch.Tensor, lr: float = 2e-3):
-    """A closure running ``n`` D+G steps of the references' loop shape; keeps its optimisers."""
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.0, 0.99))
-    gen = torch.Generator().manual_seed(0)
-    G.train(), D.train()
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            real = data[torch.randint(len(data), (batch,), generator=gen)]
-            with torch.no_grad():
-                fake = G(torch.randn(batch, latent))
-            opt_d.zero_grad(set_to_none=True)
-            loop.d_loss("ns", D(real), D(fake)).backward()
-            opt_d.step()
-            D.requires_grad_(False)
-            opt_g.zero_grad(set_to_none=True)
-            loop.g_loss("ns", D(G(torch.randn(batch, latent)))).backward()
-            opt_g.step()
-            D.requires_grad_(True)
-    return run
-
-
-def step_time(sizes: list[int], *, channels: int, batch: int, rounds: int, steps: int) -> list[dict]:
-    """gantk's stylegan2 (both modulated-conv forms) against the reference, per size."""
-    out = []
-    for size in sizes:
-        sides: dict[str, Any] = {}
-        for form in ("never", "always"):
-            torch.manual_seed(0)
-            bb = {"name": "stylegan2", "latent_dim": channels, "style_dim": channels, "n_mlp": 2,
-                  "channel_base": channels * size, "channel_max": channels, "mixing_prob": 0.0,
-                  "fused_modconv": form}
-            try:
-                pipe = Pipeline.from_spec({"backbone": bb, "data": {"name": "digits", "resolution": size}})
-            except Exception as exc:  # an older gantk without the option: one gantk column
-                if form == "never":
-                    bb.pop("fused_modconv")
-                    pipe = Pipeline.from_spec({"backbone": bb, "data": {"name": "digits",
-                                                                        "resolution": size}})
-                else:
-                    print(f"  (gantk fused_modconv={form} skipped: {str(exc).splitlines()[0][:80]})")
-                    continue
-            data = pipe.real_data()[0]
-            sides[f"gantk {form}"] = _timed_step(pipe.backbone.generator, pipe.backbone.discriminator,
-                                                  batch=batch, latent=channels, data=data)
-        for fused in (False, True):
-            torch.manual_seed(0)
-            sides[f"ref {'fused' if fused else 'plain'}"] = _timed_step(
-                stylegan2_ref.Generator(size, 1, channels, channels, fused=fused),
-                stylegan2_ref.Discriminator(size, 1, channels), batch=batch, latent=channels, data=data)
-        for run in sides.values():
-            run(1)  # warm-up: allocator, Adam state
-        times: dict[str, list[float]] = {k: [] for k in sides}
-        for r in range(rounds):
-            names = list(sides) if r % 2 == 0 else list(sides)[::-1]
-            for name in names:
-                t0 = time.process_time()
-                sides[name](steps)
-                times[name].append((time.process_time() - t0) / steps)
-        row = {"size": size, "channels": channels, "batch": batch, "rounds": rounds, "steps": steps,
-               "seconds": {k: statistics.median(v) for k, v in times.items()},
-               "ratio": {f"{g} / {r}": statistics.median(a / b for a, b in zip(times[g], times[r]))
-                         for g in times if g.startswith("gantk") for r in times if r.startswith("ref")}}
-        out.append(row)
-        cells = "  ".join(f"{k} {1000 * v:.0f} ms" for k, v in row["seconds"].items())
-        ratios = "  ".join(f"{k} {v:.2f}" for k, v in row["ratio"].items())
-        print(f"{size:3d} px, {channels} ch, batch {batch}: {cells}  |  {ratios}", flush=True)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", nargs="+", default=list(ROWS), help="rows to run (--list shows them)")
@@ -344,12 +266,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16, help="with --step-time")
     ap.add_argument("--rounds", type=int, default=5, help="with --step-time: alternating rounds")
     ap.add_argument("--round-steps", type=int, default=2, help="with --step-time: steps per round")
+    ap.add_argument("--sample-time", action="store_true", help="time eval-mode sampling with the two "
+                    "modulated-conv forms at --sizes / --channels and stop")
     args = ap.parse_args(argv)
-    if args.step_time:
+    if args.step_time or args.sample_time:
         torch.set_num_threads(1)
-        print("process CPU time per step, median over rounds; ratios: median of per-round ratios")
-        step_time(args.sizes, channels=args.channels, batch=args.batch, rounds=args.rounds,
-                  steps=args.round_steps)
+        if args.sample_time:
+            sample_time(args.sizes, channels=args.channels)
+        if args.step_time:
+            print("process CPU time per step, median over rounds; ratios: median of per-round ratios")
+            step_time(args.sizes, channels=args.channels, batch=args.batch, rounds=args.rounds,
+                      steps=args.round_steps)
         return 0
     if args.report:
         print(table(json.loads(Path(args.report).read_text())["rows"]))

@@ -77,10 +77,11 @@ class StyleGAN2Params(BaseModel):
                                       "bilinear (bilinear up, 2x2 average-pool down; faster)")
     conditional: bool = Field(False, description="class-conditional: label embedding into the mapping "
                               "network, projection in D's epilogue")
-    fused_modconv: str = Field("eval", pattern="^(always|never|eval)$",
+    fused_modconv: str = Field("never", pattern="^(always|never|eval)$",
                                description="the modulated conv as one grouped conv with per-sample "
-                                           "weights (the official fused form): always, never, or "
-                                           "eval (in eval mode only); same numbers, speed differs")
+                                           "weights (the official fused form): never (the default: "
+                                           "slower on the CPU, measured), always, or eval (eval mode "
+                                           "only, NVlabs' choice for GPUs); the same numbers")
 
 
 def channels_at(res: int, params: StyleGAN2Params) -> int:
