@@ -179,7 +179,7 @@ class StyleGAN2Generator(nn.Module):
             x = conv(x, ws[:, i + 1], noise[i + 1], noise_mode=noise_mode)
             skip = to_rgb(x, ws[:, i + 2], skip)
             i += 2
-        return skip
+        return skip.contiguous()  # the blur may leave channels-last tensors (CPU): images leave G plain
 
     def style_mix(self, ws: Tensor, z: Tensor, y: Tensor | None) -> Tensor:
         """With probability ``mixing_prob``, layers from a random crossover point on take the w of
