@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,11 +50,19 @@ RESAMPLE_MODES = ("blur", "bilinear")
 _FIR = (1.0, 3.0, 3.0, 1.0)
 
 
+_KERNELS: dict[tuple[Any, ...], Tensor] = {}
+
+
 def _fir_kernel(x: Tensor, gain: float) -> Tensor:
-    """The separable [1,3,3,1] filter, normalised to sum ``gain``, as a depthwise conv weight."""
-    k = torch.tensor(_FIR, device=x.device, dtype=x.dtype)
-    k2 = torch.outer(k, k)
-    k2 = k2 / k2.sum() * gain
+    """The separable [1,3,3,1] filter, normalised to sum ``gain``, as a depthwise conv weight
+    (built once per device, dtype and gain)."""
+    key = (x.device, x.dtype, gain)
+    k2 = _KERNELS.get(key)
+    if k2 is None:
+        with torch.inference_mode(False):  # a normal tensor even if first built under inference
+            k = torch.tensor(_FIR, device=x.device, dtype=x.dtype)
+            k2 = torch.outer(k, k)
+            k2 = _KERNELS.setdefault(key, k2 / k2.sum() * gain)
     return k2.expand(x.shape[1], 1, 4, 4)
 
 
@@ -108,10 +117,9 @@ class EqualLinear(nn.Module):
         self.activation = activation
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.linear(x, self.weight * self.scale)
         if self.activation:
-            return fused_leaky_relu(out, self.bias)
-        return out if self.bias is None else out + self.bias
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias)
+        return F.linear(x, self.weight * self.scale, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, activation={self.activation}"
