@@ -125,9 +125,9 @@ def sample_time(sizes: list[int], *, channels: int, batches: tuple[int, ...] = (
                             G(z)
                         t = (time.process_time() - t0) / calls
                         best[form] = min(best.get(form, t), t)
-            print(f"{size:3d} px, {channels} ch, sampling batch {b}: plain {1000 * best['never']:.1f} ms, "
-                  f"fused {1000 * best['always']:.1f} ms (fused / plain {best['always'] / best['never']:.2f})",
-                  flush=True)
+            plain, fused = best["never"], best["always"]
+            print(f"{size:3d} px, {channels} ch, sampling batch {b}: plain {1000 * plain:.1f} ms, "
+                  f"fused {1000 * fused:.1f} ms (fused / plain {fused / plain:.2f})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
