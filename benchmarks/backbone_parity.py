@@ -125,6 +125,12 @@ def _spec(row: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
                       "sample_every": 0, "ckpt_every": 0, **row.get("train", {})}}
 
 
+def _ref_version(name: str) -> int:
+    """The version of a row's reference nets (stylegan2_ref.VERSION for the stylegan2 rows; 1 for
+    the others): a stored reference run is reused only at the same version."""
+    return stylegan2_ref.VERSION if ROWS.get(name, {}).get("ref_key", "").startswith("stylegan2") else 1
+
+
 def _ema_used(row: dict[str, Any]) -> str:
     """The EMA gantk's side of a row trains with (resolved as the trainer resolves it)."""
     if row.get("autoencoder"):
@@ -299,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             results = {k: v for k, v in previous["rows"].items() if k not in args.rows}
     cache: dict[tuple[str, int, int], dict[str, Any]] = {}
     for name, res in results.items():
+        if res.get("ref_version", 1) != _ref_version(name):
+            continue  # measured against an earlier reference: its runs are not this one's
         for run in res["runs"]:
             cache[(ROWS.get(name, {}).get("ref_key", name), run["seed"], res["steps"])] = run
     t_all = time.perf_counter()
@@ -315,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({res['seconds']['gantk']:.0f} s / {res['seconds']['reference']:.0f} s)", flush=True)
         results[name] = {"steps": steps, "batch": row["batch"], "lr": row["lr"], "betas": row["betas"],
                          "loss": row.get("loss", "ns"), "backbone": row["backbone"], "data": row["data"],
-                         "ema": _ema_used(row),
+                         "ema": _ema_used(row), "ref_version": _ref_version(name),
                          "runs": runs, "summary": summarise(runs)}
         meta = {"seeds": args.seeds, "n_eval": args.n_eval, "torch_threads": 1,
                 "wall_seconds_this_invocation": round(time.perf_counter() - t_all, 1),

@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: 2: the references' resampling (transposed conv + filter up, filter + stride-2 conv down, issue 31);
+#: 1 (before): filter-then-conv up, filter-decimate-conv down. Parity results store it per row.
+VERSION = 2
 _K = torch.tensor([1.0, 3.0, 3.0, 1.0])
 
 
