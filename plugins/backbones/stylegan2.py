@@ -2,8 +2,9 @@
 
 G: a mapping network f: z -> w (PixelNorm, ``n_mlp`` equalised layers at lr * ``lr_mlp``), a learned
 4x4 constant, per resolution two modulated/demodulated 3x3 convolutions with noise inputs (the first
-upsamples), and the skip architecture: every resolution has a toRGB whose output is added to the
-upsampled image of the level below. D: the residual architecture (fromRGB at full resolution,
+upsamples; resampling and noise as the references compute them, see stylegan2_layers.py; noise
+modes random/const/none as NVlabs', const for pictures), and the skip architecture: every
+resolution has a toRGB whose output is added to the upsampled image of the level below. D: the residual architecture (fromRGB at full resolution,
 residual blocks scaled by 1/sqrt(2) down to 4x4), minibatch standard deviation (group 4), a 3x3
 conv, and two equalised linear layers. D's features are the output of the first of them.
 
@@ -74,7 +75,8 @@ class StyleGAN2Params(BaseModel):
                                "step (docs/backbones.md has the measurement)")
     resample: str = Field("blur", pattern="^(blur|bilinear)$",
                           description="2x resampling: blur (the paper's [1,3,3,1] FIR filter) or "
-                                      "bilinear (bilinear up, 2x2 average-pool down; faster)")
+                                      "bilinear (bilinear up, then the conv at the doubled side; 2x2 "
+                                      "average-pool down)")
     conditional: bool = Field(False, description="class-conditional: label embedding into the mapping "
                               "network, projection in D's epilogue")
     fused_modconv: str = Field("never", pattern="^(always|never|eval)$",
