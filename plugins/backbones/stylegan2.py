@@ -6,7 +6,8 @@ upsamples; resampling and noise as the references compute them, see stylegan2_la
 modes random/const/none as NVlabs', const for pictures), and the skip architecture: every
 resolution has a toRGB whose output is added to the upsampled image of the level below. D: the
 residual architecture (fromRGB at full resolution, residual blocks scaled by 1/sqrt(2) down to
-4x4), minibatch standard deviation (group 4), a 3x3 conv, and two equalised linear layers. D's features are the output of the first of them.
+4x4), minibatch standard deviation (group 4), a 3x3 conv, and two equalised linear layers. D's
+features are the output of the first of them.
 
 Training-side pieces: style mixing (in training mode, with probability ``mixing_prob`` a second z
 takes over from a random layer on), the running mean of w (``w_avg``, decay 0.995) for the
