@@ -12,9 +12,11 @@ row: reconstruction MSE at most mean + std).
     python benchmarks/backbone_parity.py --rows dcgan16 mlp_ring --seeds 0 1 --steps 200
     python benchmarks/backbone_parity.py --list
     python benchmarks/backbone_parity.py --report benchmarks/results/backbone_parity.json
+    python benchmarks/backbone_parity.py --step-time [--sizes 16 32 64] [--channels 128]
+    python benchmarks/backbone_parity.py --sample-time [--sizes 16 32] [--channels 128]
 
-Results go to --out (JSON, default benchmarks/results/backbone_parity.json) and are printed as a
-markdown table. Run with OMP_NUM_THREADS=1 on a quiet machine for the budget in docs/backbones.md.
+``--step-time`` and ``--sample-time`` time stylegan2's training step and sampling against the
+reference nets instead (benchmarks/stylegan2_speed.py says how).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from references import loop, nets, stylegan2_ref  # noqa: E402
+from stylegan2_speed import sample_time, step_time  # noqa: E402
 
 from gantk import Pipeline, get_registry, parse_spec  # noqa: E402
 from gantk.stack import build  # noqa: E402
@@ -120,6 +123,12 @@ def _spec(row: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
             "train": {"steps": steps, "batch_size": row["batch"], "lr_g": row["lr"], "lr_d": row["lr"],
                       "betas": list(row["betas"]), "n_critic": 1, "log_every": 10**6,
                       "sample_every": 0, "ckpt_every": 0, **row.get("train", {})}}
+
+
+def _ref_version(name: str) -> int:
+    """The version of a row's reference nets (stylegan2_ref.VERSION for the stylegan2 rows; 1 for
+    the others): a stored reference run is reused only at the same version."""
+    return stylegan2_ref.VERSION if ROWS.get(name, {}).get("ref_key", "").startswith("stylegan2") else 1
 
 
 def _ema_used(row: dict[str, Any]) -> str:
@@ -256,7 +265,25 @@ def main(argv: list[str] | None = None) -> int:
                     "seed and steps are reused, if --out has the same seeds and --n-eval)")
     ap.add_argument("--list", action="store_true", help="list the rows and stop")
     ap.add_argument("--report", metavar="JSON", help="print the table of an earlier run's JSON and stop")
+    ap.add_argument("--step-time", action="store_true", help="time stylegan2's training step against "
+                    "the reference's instead (see the module docstring) and stop")
+    ap.add_argument("--sizes", nargs="+", type=int, default=[16, 32, 64], help="with --step-time")
+    ap.add_argument("--channels", type=int, default=128, help="with --step-time: width of every layer")
+    ap.add_argument("--batch", type=int, default=16, help="with --step-time")
+    ap.add_argument("--rounds", type=int, default=5, help="with --step-time: alternating rounds")
+    ap.add_argument("--round-steps", type=int, default=2, help="with --step-time: steps per round")
+    ap.add_argument("--sample-time", action="store_true", help="time eval-mode sampling with the two "
+                    "modulated-conv forms at --sizes / --channels and stop")
     args = ap.parse_args(argv)
+    if args.step_time or args.sample_time:
+        torch.set_num_threads(1)
+        if args.sample_time:
+            sample_time(args.sizes, channels=args.channels)
+        if args.step_time:
+            print("process CPU time per step, median over rounds; ratios: median of per-round ratios")
+            step_time(args.sizes, channels=args.channels, batch=args.batch, rounds=args.rounds,
+                      steps=args.round_steps)
+        return 0
     if args.report:
         print(table(json.loads(Path(args.report).read_text())["rows"]))
         return 0
@@ -278,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             results = {k: v for k, v in previous["rows"].items() if k not in args.rows}
     cache: dict[tuple[str, int, int], dict[str, Any]] = {}
     for name, res in results.items():
+        if res.get("ref_version", 1) != _ref_version(name):
+            continue  # measured against an earlier reference: its runs are not this one's
         for run in res["runs"]:
             cache[(ROWS.get(name, {}).get("ref_key", name), run["seed"], res["steps"])] = run
     t_all = time.perf_counter()
@@ -294,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({res['seconds']['gantk']:.0f} s / {res['seconds']['reference']:.0f} s)", flush=True)
         results[name] = {"steps": steps, "batch": row["batch"], "lr": row["lr"], "betas": row["betas"],
                          "loss": row.get("loss", "ns"), "backbone": row["backbone"], "data": row["data"],
-                         "ema": _ema_used(row),
+                         "ema": _ema_used(row), "ref_version": _ref_version(name),
                          "runs": runs, "summary": summarise(runs)}
         meta = {"seeds": args.seeds, "n_eval": args.n_eval, "torch_threads": 1,
                 "wall_seconds_this_invocation": round(time.perf_counter() - t_all, 1),

@@ -367,13 +367,17 @@ def test_style_mixing_only_in_training_mode():
 
 def test_stylegan2_noise_inputs_and_output_range():
     torch.manual_seed(0)
-    G = make("stylegan2").generator.eval()
+    bb = make("stylegan2")
+    G = bb.generator.eval()
     z = torch.randn(2, 16)
-    torch.testing.assert_close(G(z), G(z))  # noise strengths start at 0
     for m in G.modules():
         if type(m).__name__ == "NoiseInjection":
+            assert m.strength.shape == ()  # one strength per layer, as the references
             torch.nn.init.constant_(m.strength, 0.5)
-    assert not torch.allclose(G(z), G(z))
+    assert not torch.allclose(G(z), G(z))  # eval default: random noise
+    with bb.noise_mode(G, "const"):
+        torch.testing.assert_close(G(z), G(z))
+    torch.testing.assert_close(G(z, noise_mode="none"), G(z, noise_mode="none"))
     with torch.no_grad():
         assert G(z * 10).abs().max().item() <= 1
 

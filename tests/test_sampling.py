@@ -1,4 +1,5 @@
-"""Sampling conventions: truncation, seed lists, class selection, interpolation (CLI and API)."""
+"""Sampling conventions: truncation, noise modes, seed lists, class selection, interpolation (CLI
+and API)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from tiny import tiny_spec
 
 @pytest.fixture(scope="module")
 def style_run(tmp_path_factory):
-    """A tiny StyleGAN2 with EMA, trained 2 steps and saved; noise strengths zeroed so an image
-    depends on its latent alone (the learned strengths start at 0 anyway)."""
+    """A tiny StyleGAN2 with EMA, trained 2 steps and saved, with strong noise inputs (strength
+    0.5 on every layer; two steps leave them near their initial 0), so that noise shows in every
+    image unless the noise mode keeps it fixed."""
     spec = tiny_spec("stylegan2", [], device="cpu", ema_decay=0.9)
     pipe = Pipeline.from_spec(spec)
     pipe.train(steps=2, progress=False)
@@ -24,7 +26,7 @@ def style_run(tmp_path_factory):
         for g in (pipe.backbone.generator, pipe.ema):
             for name, p in g.named_parameters():
                 if name.endswith("noise.strength"):
-                    p.zero_()
+                    p.fill_(0.5)
             g.w_avg.normal_()  # a w_avg far from what the mapping gives, so truncation is visible
     run = tmp_path_factory.mktemp("style") / "run"
     pipe.save(run)
@@ -50,14 +52,14 @@ def test_parse_seeds_reads_ranges_and_lists():
             parse_seeds(bad)
 
 
-def test_truncated_prior_stays_in_range_and_zero_gives_zero():
+def test_latent_truncation_lerps_towards_the_prior_mean_and_one_is_off():
     torch.manual_seed(0)
     z = torch.randn(2000, 8)
-    t = truncate_prior(z, "normal", 0.5)
-    assert t.abs().max() <= 0.5 and t.std() > 0.2  # truncated, not collapsed
+    torch.testing.assert_close(truncate_prior(z, "normal", 0.5), 0.5 * z)
     assert torch.equal(truncate_prior(z, "normal", 0.0), torch.zeros_like(z))
-    u = truncate_prior(z, "uniform", 0.25)
-    assert u.abs().max() <= 0.25 and u.abs().max() > 0.2
+    u = torch.rand(2000, 8) * 2 - 1
+    torch.testing.assert_close(truncate_prior(u, "uniform", 0.25), 0.25 * u)
+    torch.testing.assert_close(truncate_prior(u, "uniform", 2.0), u)  # a bounded support
 
 
 def test_slerp_keeps_the_norm_between_equal_norm_points_and_path_hits_the_ends():
@@ -72,30 +74,72 @@ def test_slerp_keeps_the_norm_between_equal_norm_points_and_path_hits_the_ends()
 def test_stylegan2_truncation_zero_is_the_average_image_of_the_ema_generator(style_run):
     pipe = Pipeline.load(style_run)
     assert pipe.ema is not None
-    torch.manual_seed(0)
-    x0 = pipe.sample(6, truncation=0.0)
-    # every sample is the image of the EMA generator's w_avg
+    x0 = pipe.sample(seeds="0-5", truncation=0.0)  # const noise, the default
+    # every seed gives the image of the EMA generator's w_avg (with its constant noise maps)
     with torch.no_grad(), pipe.eval_mode():
-        ws = pipe.ema.w_avg.expand(1, -1)
-        avg = pipe.backbone.from_w(pipe.ema, ws)
+        avg = pipe.ema.render(pipe.ema.w_avg.expand(1, pipe.ema.num_ws, -1), noise_mode="const")
     for img in x0:
         torch.testing.assert_close(img, avg[0], atol=1e-5, rtol=0)
+    # with random noise the average w still gives different images: the noise is really on
+    xr = pipe.sample(seeds="0-5", truncation=0.0, noise_mode="random")
+    assert float((xr - xr[0]).abs().max()) > 0.05
     # psi = 1 leaves samples alone, psi = 0.5 lies between (in w, hence in spread)
-    torch.manual_seed(0)
-    x1 = pipe.sample(6, truncation=1.0)
-    torch.manual_seed(0)
-    plain = pipe.sample(6)
-    torch.testing.assert_close(x1, plain)
-    torch.manual_seed(0)
-    xh = pipe.sample(6, truncation=0.5)
+    x1 = pipe.sample(seeds="0-7", truncation=1.0)
+    plain = pipe.sample(seeds="0-7")
+    torch.testing.assert_close(x1, plain, atol=0, rtol=0)
+    xh = pipe.sample(seeds="0-7", truncation=0.5)
     assert 0 < float(xh.std(0).mean()) < float(plain.std(0).mean())
 
 
-def test_latent_truncation_zero_gives_one_image_and_negative_is_refused(dcgan_run):
+def test_truncation_one_is_off_even_where_the_stack_sets_a_default(style_run):
+    pipe = Pipeline.load(style_run)
+    plain = pipe.sample(seeds="0-3")
+    for g in (pipe.backbone.generator, pipe.ema):
+        g.truncation_psi = 0.3  # as backbone.truncation_psi = 0.3 in the stack
+    assert not torch.allclose(pipe.sample(seeds="0-3"), plain)
+    torch.testing.assert_close(pipe.sample(seeds="0-3", truncation=1.0), plain, atol=0, rtol=0)
+
+
+def test_noise_modes_const_is_deterministic_random_follows_the_seed_none_drops_it(style_run):
+    pipe = Pipeline.load(style_run)
+    const = pipe.sample(seeds="0-3")
+    torch.testing.assert_close(pipe.sample(seeds="0-3", noise_mode="const"), const, atol=0, rtol=0)
+    random = pipe.sample(seeds="0-3", noise_mode="random")
+    torch.testing.assert_close(pipe.sample(seeds="0-3", noise_mode="random"), random, atol=0, rtol=0)
+    none = pipe.sample(seeds="0-3", noise_mode="none")
+    assert float((random - const).abs().max()) > 0.05 and float((none - const).abs().max()) > 0.05
+    # const: an image depends on its latent alone, in any batch (not only under a seed list)
+    z = torch.randn(4, pipe.backbone.latent_dim)
+    with torch.no_grad(), pipe.eval_mode(), pipe.backbone.noise_mode(pipe.ema, "const"):
+        torch.testing.assert_close(pipe.ema(z)[2:], pipe.ema(z[2:]), atol=1e-6, rtol=0)
+    # evaluation's draws (sample_batches without a mode) keep random noise, as NVlabs' metrics
+    torch.manual_seed(2)
+    first = next(pipe.sample_batches(4))
+    torch.manual_seed(2)
+    z = pipe.backbone.sample_latent(4)
+    with torch.no_grad(), pipe.eval_mode():
+        as_const = pipe.ema(z, noise_mode="const")
+    assert float((first - as_const).abs().max()) > 0.05
+
+
+def test_noise_mode_is_refused_on_a_backbone_without_noise(dcgan_run, tmp_path, capsys):
+    pipe = Pipeline.load(dcgan_run)
+    with pytest.raises(SpecError, match="no noise inputs"):
+        pipe.sample(2, noise_mode="const")
+    pipe.sample(2)  # no mode asked for: fine
+    assert main(["sample", str(dcgan_run), "--n", "2", "--noise-mode", "random", "--out",
+                 str(tmp_path / "x.png")]) == 2
+    assert "no noise inputs" in capsys.readouterr().err
+
+
+def test_latent_truncation_zero_gives_one_image_one_is_off_and_negative_is_refused(dcgan_run):
     pipe = Pipeline.load(dcgan_run)
     y = torch.full((4,), 3)
     x = pipe.sample(4, truncation=0.0, y=y)
     assert float((x - x[0]).abs().max()) == 0.0
+    plain = pipe.sample(seeds="0-3", y=y)
+    torch.testing.assert_close(pipe.sample(seeds="0-3", y=y, truncation=1.0), plain, atol=0, rtol=0)
+    assert not torch.allclose(pipe.sample(seeds="0-3", y=y, truncation=0.5), plain)
     with pytest.raises(SpecError, match="truncation"):
         pipe.sample(2, truncation=-0.5)
 
@@ -124,6 +168,12 @@ def test_cli_seeds_write_one_png_per_seed_identical_across_runs(style_run, tmp_p
     assert main(["sample", str(style_run), "--seeds", "2", "--outdir", str(tmp_path / "c")]) == 0
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "c" / "seed0002.png")),
                               np.asarray(Image.open(tmp_path / "a" / "seed0002.png")))
+    for mode in ("random", "const"):
+        assert main(["sample", str(style_run), "--seeds", "2", "--noise-mode", mode,
+                     "--outdir", str(tmp_path / mode)]) == 0
+    const = np.asarray(Image.open(tmp_path / "const" / "seed0002.png"))
+    assert np.array_equal(const, np.asarray(Image.open(tmp_path / "c" / "seed0002.png")))  # default
+    assert not np.array_equal(const, np.asarray(Image.open(tmp_path / "random" / "seed0002.png")))
 
 
 def test_cli_class_samples_one_class_and_refuses_a_missing_class(dcgan_run, tmp_path, capsys):
@@ -144,8 +194,18 @@ def test_interpolate_seeds_ends_at_the_seeds_images(style_run):
     torch.testing.assert_close(frames[0], ends[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(frames[-1], ends[1], atol=1e-5, rtol=0)
     w_frames = pipe.interpolate([4, 5], steps=3)  # auto: W on stylegan2
+    torch.testing.assert_close(w_frames[0], ends[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(w_frames[-1], ends[1], atol=1e-5, rtol=0)
     assert not torch.allclose(w_frames[1], frames[1])  # a different path in between
+    # truncated: the ends are the seeds' truncated images
+    t_frames = pipe.interpolate([4, 5], steps=2, truncation=0.5)
+    torch.testing.assert_close(t_frames[-1], pipe.sample(seeds=[5], truncation=0.5)[0], atol=1e-5,
+                               rtol=0)
+    # random noise: every frame takes the first seed's noise, so the far end is not seed 5's image
+    r_frames = pipe.interpolate([4, 5], steps=3, noise_mode="random")
+    torch.testing.assert_close(r_frames[0], pipe.sample(seeds=[4], noise_mode="random")[0],
+                               atol=1e-5, rtol=0)
+    assert float((r_frames[-1] - pipe.sample(seeds=[5], noise_mode="random")[0]).abs().max()) > 0.05
 
 
 @pytest.mark.parametrize("suffix", [".png", ".gif"])

@@ -1,9 +1,10 @@
 """The sampling options of ``gantk sample`` and ``gantk interpolate`` (see docs/cli.md).
 
     gantk sample RUN --n 64 --out grid.png [--truncation 0.7] [--class 3]
+                     [--noise-mode const|random|none]
     gantk sample RUN --seeds 0-63 --outdir DIR [--out grid.png]     one PNG per seed
     gantk interpolate RUN --seeds 1,2,3 --steps 8 --out walk.png|walk.gif|walk.mp4
-                     [--mode lerp|slerp] [--space auto|z|w] [--truncation 0.7]
+                     [--mode lerp|slerp] [--space auto|z|w] [--truncation 0.7] [--noise-mode ...]
 
 The conventions (what truncation means on each backbone, why a seed's image never depends on the
 rest of the list) are in :mod:`gantk.sampling`.
@@ -23,10 +24,15 @@ if TYPE_CHECKING:  # pragma: no cover - torch loads on first use (keeps `gantk -
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
+NOISE_HELP = ("StyleGAN2's noise inputs: const (fixed maps stored with the model, the default as in "
+              "StyleGAN2-ADA's gen_images.py), random, or none")
+
+
 def add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truncation", type=float, metavar="PSI",
-                   help="truncation: StyleGAN2's w_avg lerp (1 off, 0 the average image), the "
-                        "truncated prior on other backbones")
+                   help="truncation: a lerp towards the average latent, 1 off, 0 the average "
+                        "image (StyleGAN2: w_avg in W; other backbones: psi * z)")
+    p.add_argument("--noise-mode", choices=["const", "random", "none"], help=NOISE_HELP)
     p.add_argument("--seeds", metavar="LIST", help="one image per seed, e.g. 0-63 or 1,5,9 (the "
                    "same image for a seed in every list and run)")
     p.add_argument("--outdir", metavar="DIR", help="with --seeds: write DIR/seed0000.png, ...")
@@ -41,6 +47,7 @@ def add_interpolate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", choices=["auto", "z", "w"], default="auto",
                    help="with --seeds: z, or w (StyleGAN2's W; auto picks it where it exists)")
     p.add_argument("--truncation", type=float, metavar="PSI", help="with --seeds, as in gantk sample")
+    p.add_argument("--noise-mode", choices=["const", "random", "none"], help=NOISE_HELP)
     p.add_argument("--class", dest="cls", type=int, metavar="K", help="with --seeds: class K")
     p.add_argument("--fps", type=float, default=12.0, help="frames per second of a .gif or .mp4")
 
@@ -73,12 +80,14 @@ def sample_command(args: argparse.Namespace, pipe: Any, with_: list[dict[str, An
     if seeds is None:
         torch.manual_seed(args.seed)
     x, z, y = pipe.sample(n, with_=with_, y=y, return_latents=True, truncation=args.truncation,
-                          seeds=seeds)
+                          seeds=seeds, noise_mode=args.noise_mode)
     notes = [f"with {', '.join(w['name'] for w in with_)}"] if with_ else []
     if args.truncation is not None:
         notes.append(f"truncation {args.truncation:g}")
     if args.cls is not None:
         notes.append(f"class {args.cls}")
+    if args.noise_mode is not None:
+        notes.append(f"noise {args.noise_mode}")
     if args.outdir:
         folder = Path(args.outdir)
         for seed, image in zip(seeds, x):
@@ -144,7 +153,7 @@ def interpolate_command(args: argparse.Namespace, pipe: Any, console: Any) -> in
                         fix="end the file name in .png (grid), .gif or .mp4 (animation).")
     seeds = parse_seeds(args.seeds)
     frames = pipe.interpolate(seeds, args.steps, mode=args.mode, space=args.space,
-                              truncation=args.truncation, cls=args.cls)
+                              truncation=args.truncation, cls=args.cls, noise_mode=args.noise_mode)
     if out.suffix == ".png":
         rows = [frames[i * args.steps:(i + 1) * args.steps + 1] for i in range(len(seeds) - 1)]
         save_grid(torch.cat(rows), out, nrow=args.steps + 1)

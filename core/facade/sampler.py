@@ -84,21 +84,24 @@ class Sampling:
     def sample_batches(self, n: int, *, batch_size: int = 500, with_: list[Any] | None = None,
                        y: Tensor | None = None, return_latents: bool = False, split: bool = False,
                        truncation: float | None = None, seeds: list[int] | None = None,
+                       noise_mode: str | None = None,
                        ) -> Iterator[Tensor | tuple[Tensor, Tensor, Tensor | None]]:
         """Generate ``n`` samples in batches (bounded memory); uses the EMA G when there is one.
 
         ``split`` (under torchrun): every rank draws the same latents, keeps its share of each
-        batch (``distributed.share_sizes``) and generates only that. ``truncation`` and ``seeds``
-        follow :mod:`gantk.sampling`: with ``seeds`` each image is drawn alone from its seed
-        (``n`` is ``len(seeds)``, one image per batch)."""
+        batch (``distributed.share_sizes``) and generates only that. ``truncation``, ``seeds``
+        and ``noise_mode`` follow :mod:`gantk.sampling`: with ``seeds`` each image is drawn alone
+        from its seed (``n`` is ``len(seeds)``, one image per batch); ``noise_mode`` None leaves
+        the generator's noise inputs as they are (random: what evaluation draws from)."""
         psi = sampling.check_truncation(self.backbone, truncation)
+        noise_mode = sampling.check_noise_mode(self.backbone, noise_mode)
         transforms = [c for c in self.components + self.extra_components(with_)
                       if isinstance(c, LatentTransform)]
         G = self.sampling_generator
         if seeds is not None:
             n, batch_size = len(seeds), 1
         done = 0
-        with self.eval_mode():
+        with self.eval_mode(), sampling.noise_context(self.backbone, G, noise_mode):
             while done < n:
                 b = min(batch_size, n - done)
                 with (sampling.seeded(seeds[done], self.device) if seeds is not None
@@ -134,18 +137,21 @@ class Sampling:
 
     def sample(self, n: int = 64, *, with_: list[Any] | None = None, y: Tensor | None = None,
                batch_size: int = 500, return_latents: bool = False,
-               truncation: float | None = None, seeds: list[int] | str | None = None):
+               truncation: float | None = None, seeds: list[int] | str | None = None,
+               noise_mode: str | None = None):
         """``n`` samples (on CPU). ``with_`` adds post-training transforms, e.g. ``["advlat_z"]``
-        or ``[{"name": "advlat_z", "steps": 50}]``. ``truncation`` (psi) narrows the latents (see
-        :mod:`gantk.sampling`: StyleGAN2's ``w_avg`` lerp, the truncated prior elsewhere; 1 or
-        None: off). ``seeds`` (a list or ``"0-63"``) draws one image per seed, the same image for
-        the same seed in any list or run; ``n`` is then ignored."""
+        or ``[{"name": "advlat_z", "steps": 50}]``. ``truncation`` (psi) pulls the latents towards
+        their average (see :mod:`gantk.sampling`: StyleGAN2's ``w_avg`` lerp, ``psi z`` elsewhere;
+        1 or None: off). ``seeds`` (a list or ``"0-63"``) draws one image per seed, the same image
+        for the same seed in any list or run; ``n`` is then ignored. ``noise_mode``: StyleGAN2's
+        noise inputs, ``const`` (the default: deterministic per seed), ``random`` or ``none``."""
         if seeds is not None:
             seeds = sampling.parse_seeds(seeds, where="seeds")
             n = len(seeds)
+        noise_mode = sampling.picture_noise_mode(self.backbone, noise_mode)
         parts = list(self.sample_batches(n, batch_size=batch_size, with_=with_, y=y,
                                          return_latents=return_latents, truncation=truncation,
-                                         seeds=seeds))
+                                         seeds=seeds, noise_mode=noise_mode))
         if return_latents:
             x = torch.cat([p[0] for p in parts]).cpu()
             z = torch.cat([p[1] for p in parts]).cpu()
@@ -158,11 +164,13 @@ class Sampling:
 
     def interpolate(self, seeds: list[int] | str, steps: int = 8, *, mode: str = "lerp",
                     space: str = "auto", truncation: float | None = None,
-                    cls: int | None = None) -> Tensor:
+                    cls: int | None = None, noise_mode: str | None = None) -> Tensor:
         """Frames along the path through the seeds' latents (see
-        :func:`gantk.sampling.interpolate_seeds`): ``lerp``/``slerp``, in z or StyleGAN2's W."""
-        return sampling.interpolate_seeds(self, sampling.parse_seeds(seeds, where="seeds"), steps, mode=mode,
-                                 space=space, truncation=truncation, cls=cls)
+        :func:`gantk.sampling.interpolate_seeds`): ``lerp``/``slerp``, in z or StyleGAN2's W;
+        ``noise_mode`` as in :meth:`sample`."""
+        return sampling.interpolate_seeds(self, sampling.parse_seeds(seeds, where="seeds"), steps,
+                                          mode=mode, space=space, truncation=truncation, cls=cls,
+                                          noise_mode=noise_mode)
 
     def save_picture(self, x: Tensor, path: str | Path, *, title: str = "") -> Path:
         """Samples as a PNG: an image grid, or for 2-D data a scatter plot over the real modes."""

@@ -1,19 +1,32 @@
 """Sampling conventions shared by ``Pipeline.sample`` and the ``gantk sample``/``interpolate``
-commands: truncation, seed lists, latent interpolation.
+commands: truncation, noise inputs, seed lists, latent interpolation.
 
-* **Truncation** ``psi``. On a backbone with a mapping network (``Backbone.truncation ==
+* **Truncation** ``psi``, StyleGAN's convention on every backbone: a lerp towards the average
+  latent, ``psi = 1`` is no truncation, ``psi = 0`` the average, values in between pull towards
+  it (> 1 pushes away). On a backbone with a mapping network (``Backbone.truncation ==
   "mapping"``, StyleGAN2) it is the backbone's own form, ``w = w_avg + psi (w - w_avg)``, applied to
-  the generator that actually samples (the EMA copy when the run keeps one, ``Pipeline.sampling_generator``);
-  ``psi = 1`` is no truncation, ``psi = 0`` the average image. On the others (``"latent"``) it is BigGAN's
-  truncation trick on the prior draw, before the stack's latent transforms: a normal prior is drawn
-  from the normal truncated to ``[-psi, psi]`` (each value outside resampled), a uniform prior on
-  ``[-1, 1]`` is drawn on ``[-min(psi, 1), min(psi, 1)]``; ``psi = 0`` gives ``z = 0``.
+  the generator that actually samples (the EMA copy when the run keeps one,
+  ``Pipeline.sampling_generator``). On the others (``"latent"``) it is the same lerp on the prior
+  draw towards the prior's mean 0, ``z -> psi z``, before the stack's latent transforms (on a
+  uniform prior, values above 1 are 1: its support is bounded). ``psi = 0`` gives ``z = 0``.
+  This is not BigGAN's threshold truncation (a normal truncated to ``[-psi, psi]``), under which 1
+  is already a strong truncation.
+* **Noise inputs** (``noise_mode``) on a backbone with per-pixel noise (``Backbone.noise_modes``,
+  StyleGAN2): ``const`` (fixed per-layer maps stored with the model: an image depends on its
+  latent alone), ``random`` (fresh N(0, 1) noise from the RNG), ``none`` (no noise). Pictures
+  (``Pipeline.sample``, ``interpolate``, ``gantk sample``) default to the backbone's
+  ``sample_noise_mode`` (StyleGAN2: ``const``, as StyleGAN2-ADA's gen_images.py);
+  ``sample_batches``, what evaluation draws from, leaves the generator's own default (``random``,
+  as NVlabs' metrics). A backbone declares its modes with ``noise_modes`` (a tuple),
+  ``sample_noise_mode`` and a context manager ``noise_mode(generator, mode)``; one without them
+  has no noise inputs and refuses an explicit mode.
 * **Seeds**. Each image of a seed list is drawn on its own, with the global torch RNG set to
-  ``seed`` (and restored afterwards): its latent, noise inputs and any random draw of a
+  ``seed`` (and restored afterwards): its latent, random noise inputs and any random draw of a
   transform depend on that seed alone, so a seed's image is the same in every list, batch and
   run on the same device.
 * **Interpolation** between the seeds' latents: ``lerp`` or ``slerp`` in z, or (``space="w"``) in
-  the backbone's intermediate space (StyleGAN2's W, where ``lerp`` is the usual choice).
+  the backbone's intermediate space (StyleGAN2's W, where ``lerp`` is the usual choice). With
+  ``const`` (or ``none``) noise the end frames are the seeds' own images.
 """
 
 from __future__ import annotations
@@ -91,7 +104,9 @@ def class_labels(backbone: Any, cls: int | None, n: int, device: Any) -> Tensor 
 
 
 def check_truncation(backbone: Any, psi: float | None) -> float | None:
-    """``psi`` validated for ``backbone``; None or a no-op value returns None."""
+    """``psi`` validated for ``backbone``; None or a no-op value returns None (on a mapping
+    backbone ``psi`` is returned even at 1, which then overrides a ``truncation_psi`` set in the
+    stack: 1 means off everywhere)."""
 
     if psi is None:
         return None
@@ -107,22 +122,53 @@ def check_truncation(backbone: Any, psi: float | None) -> float | None:
     if backbone.truncation == "latent" and backbone.prior not in ("normal", "uniform"):
         raise SpecError(f"truncation needs a normal or uniform prior, {name} uses "
                         f"{backbone.prior!r}", where="truncation", fix="drop --truncation.")
-    if backbone.truncation == "latent" and backbone.prior == "uniform" and psi >= 1:
-        return None  # the whole prior's range: nothing to truncate
+    if backbone.truncation == "latent" and (psi == 1 or (backbone.prior == "uniform" and psi > 1)):
+        return None  # the untruncated prior
     return psi
 
 
 def truncate_prior(z: Tensor, prior: str, psi: float) -> Tensor:
-    """A fresh draw of ``z``'s shape from the prior truncated to ``[-psi, psi]`` (see the module
-    docstring); uses the global RNG."""
+    """The prior draw ``z`` pulled towards the prior's mean 0: ``psi z`` (see the module
+    docstring; on a uniform prior ``psi`` is capped at 1). Draws nothing."""
 
-    if psi == 0:
-        return torch.zeros_like(z)
     if prior == "uniform":
-        return (torch.rand_like(z) * 2 - 1) * min(psi, 1.0)
-    out = torch.empty_like(z)
-    torch.nn.init.trunc_normal_(out, mean=0.0, std=1.0, a=-psi, b=psi)
-    return out
+        psi = min(psi, 1.0)
+    return z * psi
+
+
+# ---------------------------------------------------------------------------- noise inputs
+
+
+def check_noise_mode(backbone: Any, mode: str | None, *, where: str = "noise_mode") -> str | None:
+    """An explicit ``mode`` validated for ``backbone`` (None stays None)."""
+
+    if mode is None:
+        return None
+    modes = tuple(getattr(backbone, "noise_modes", ()) or ())
+    name = type(backbone).__name__
+    if not modes:
+        raise SpecError(f"{name} has no noise inputs, so there is no noise mode to choose",
+                        where=where, fix="drop --noise-mode (it applies to StyleGAN2).")
+    if mode not in modes:
+        raise SpecError(f"unknown noise mode {mode!r}", where=where,
+                        fix=f"use one of {', '.join(modes)}.")
+    return mode
+
+
+def picture_noise_mode(backbone: Any, mode: str | None, *, where: str = "noise_mode") -> str | None:
+    """The noise mode pictures are drawn with: ``mode`` (validated), else the backbone's
+    ``sample_noise_mode`` (None on backbones without noise inputs)."""
+
+    mode = check_noise_mode(backbone, mode, where=where)
+    return mode if mode is not None else getattr(backbone, "sample_noise_mode", None)
+
+
+def noise_context(backbone: Any, generator: Any, mode: str | None) -> contextlib.AbstractContextManager:
+    """``generator`` drawing its noise inputs as ``mode`` inside (None: as it is)."""
+
+    if mode is None:
+        return contextlib.nullcontext()
+    return backbone.noise_mode(generator, mode)
 
 
 # ---------------------------------------------------------------------------- interpolation
@@ -158,11 +204,13 @@ def path(points: Tensor, steps: int, mode: str = "lerp") -> Tensor:
 
 def interpolate_seeds(pipe: Any, seeds: list[int], steps: int, *, mode: str = "lerp",
                       space: str = "auto", truncation: float | None = None,
-                      cls: int | None = None) -> Tensor:
+                      cls: int | None = None, noise_mode: str | None = None) -> Tensor:
     """Images along the path through the seeds' latents: ``(len(seeds) - 1) * steps + 1`` frames
     (on CPU), ``steps`` per segment. ``space`` is ``z``, ``w`` (the backbone's intermediate space,
-    StyleGAN2's W) or ``auto`` (``w`` where the backbone has one). Every frame's other random
-    inputs (StyleGAN2's noise) come from the first seed, so only the latent moves."""
+    StyleGAN2's W) or ``auto`` (``w`` where the backbone has one). ``noise_mode``: the noise
+    inputs (default: the backbone's picture default, StyleGAN2's ``const``); with ``random`` noise
+    every frame's noise (and a conditional net's drawn class) is the first seed's, so only the
+    latent moves and the first frame is that seed's own image."""
 
     from ..base.interfaces import LatentTransform, StepContext
     from ..train.trainer import apply_transforms
@@ -181,12 +229,21 @@ def interpolate_seeds(pipe: Any, seeds: list[int], steps: int, *, mode: str = "l
         raise SpecError(f"{type(bb).__name__} has no intermediate latent space to interpolate in",
                         where="--space", fix="use --space z (or auto).")
     psi = check_truncation(bb, truncation)
+    noise = picture_noise_mode(bb, noise_mode)
     G = pipe.sampling_generator
     transforms = [c for c in pipe.components if isinstance(c, LatentTransform)]
     y = class_labels(bb, cls, 1, dev)
-    if bb.num_classes and y is None:
+    draw_label = bool(bb.num_classes) and y is None
+
+    def replay() -> Tensor | None:
+        """The draws ``Pipeline.sample`` makes before the generator (the latent, then a label
+        when none is given), so that the random inputs after them are the first seed's own."""
+        bb.sample_latent(1, device=dev)
+        return torch.randint(bb.num_classes, (1,), device=dev) if draw_label else None
+
+    if draw_label:
         with seeded(seeds[0], dev):
-            y = torch.randint(bb.num_classes, (1,), device=dev)
+            y = replay()
 
     def latent(seed: int) -> Tensor:
         with seeded(seed, dev):
@@ -196,16 +253,18 @@ def interpolate_seeds(pipe: Any, seeds: list[int], steps: int, *, mode: str = "l
         return z
 
     frames = []
-    with pipe.eval_mode(), torch.no_grad():
+    with pipe.eval_mode(), torch.no_grad(), noise_context(bb, G, noise):
         z = torch.cat([latent(s) for s in seeds])
         if space == "w":
             w = torch.cat([bb.to_w(G, z[i:i + 1], y, psi=psi) for i in range(len(seeds))])
             for wi in path(w, steps, mode):
                 with seeded(seeds[0], dev):
+                    replay()
                     frames.append(bb.from_w(G, wi.unsqueeze(0)))
         else:
             for zi in path(z, steps, mode):
                 with seeded(seeds[0], dev):
+                    replay()
                     zi = zi.unsqueeze(0)
                     ctx = StepContext(phase="sample", backbone=bb, loss=pipe.loss, step=pipe.step,
                                       z=zi, y=y, generator=G)

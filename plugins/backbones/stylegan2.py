@@ -2,10 +2,12 @@
 
 G: a mapping network f: z -> w (PixelNorm, ``n_mlp`` equalised layers at lr * ``lr_mlp``), a learned
 4x4 constant, per resolution two modulated/demodulated 3x3 convolutions with noise inputs (the first
-upsamples), and the skip architecture: every resolution has a toRGB whose output is added to the
-upsampled image of the level below. D: the residual architecture (fromRGB at full resolution,
-residual blocks scaled by 1/sqrt(2) down to 4x4), minibatch standard deviation (group 4), a 3x3
-conv, and two equalised linear layers. D's features are the output of the first of them.
+upsamples; resampling and noise as the references compute them, see stylegan2_layers.py; noise
+modes random/const/none as NVlabs', const for pictures), and the skip architecture: every
+resolution has a toRGB whose output is added to the upsampled image of the level below. D: the
+residual architecture (fromRGB at full resolution, residual blocks scaled by 1/sqrt(2) down to
+4x4), minibatch standard deviation (group 4), a 3x3 conv, and two equalised linear layers. D's
+features are the output of the first of them.
 
 Training-side pieces: style mixing (in training mode, with probability ``mixing_prob`` a second z
 takes over from a random layer on), the running mean of w (``w_avg``, decay 0.995) for the
@@ -22,7 +24,9 @@ normalised, as in StyleGAN2-ADA) and add a projection ``<embed(y), h> / sqrt(dim
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,8 +36,8 @@ from torch import Tensor, nn
 from gantk import Backbone, DataInfo, Discriminator, EmaDefault
 
 from .layers import conditional_classes, require_labels
-from .stylegan2_layers import (ConvLayer, DResBlock, EqualLinear, PixelNorm, StyledConv, ToRGB,
-                               minibatch_stddev)
+from .stylegan2_layers import (NOISE_MODES, ConvLayer, DResBlock, EqualLinear, ModulatedConv2d,
+                               PixelNorm, StyledConv, ToRGB, minibatch_stddev)
 
 
 #: the EMA of G of stylegan2-ada-pytorch's auto config (train.py: ema_kimg = batch * 10 / 32, ramp-up
@@ -72,9 +76,15 @@ class StyleGAN2Params(BaseModel):
                                "step (docs/backbones.md has the measurement)")
     resample: str = Field("blur", pattern="^(blur|bilinear)$",
                           description="2x resampling: blur (the paper's [1,3,3,1] FIR filter) or "
-                                      "bilinear (bilinear up, 2x2 average-pool down; faster)")
+                                      "bilinear (bilinear up, then the conv at the doubled side; 2x2 "
+                                      "average-pool down)")
     conditional: bool = Field(False, description="class-conditional: label embedding into the mapping "
                               "network, projection in D's epilogue")
+    fused_modconv: str = Field("never", pattern="^(always|never|eval)$",
+                               description="the modulated conv as one grouped conv with per-sample "
+                                           "weights (the official fused form): never (the default: "
+                                           "slower on the CPU, measured), always, or eval (eval mode "
+                                           "only, NVlabs' choice for GPUs); the same numbers")
 
 
 def channels_at(res: int, params: StyleGAN2Params) -> int:
@@ -112,19 +122,34 @@ class StyleGAN2Generator(nn.Module):
         ch = {2**i: channels_at(2**i, params) for i in range(2, log_size + 1)}
         sd = params.style_dim
         self.const = nn.Parameter(torch.randn(1, ch[4], 4, 4))
-        self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim=sd)
+        self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim=sd, resolution=4)
         self.to_rgb1 = ToRGB(ch[4], img_channels, style_dim=sd)
         self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList()
         for i in range(3, log_size + 1):
             res = 2**i
-            self.convs.append(StyledConv(ch[res // 2], ch[res], 3, style_dim=sd, upsample=True,
-                                         resample=params.resample))
-            self.convs.append(StyledConv(ch[res], ch[res], 3, style_dim=sd))
+            self.convs.append(StyledConv(ch[res // 2], ch[res], 3, style_dim=sd, resolution=res,
+                                         upsample=True, resample=params.resample))
+            self.convs.append(StyledConv(ch[res], ch[res], 3, style_dim=sd, resolution=res))
             self.to_rgbs.append(ToRGB(ch[res], img_channels, style_dim=sd, resample=params.resample))
         # one w per layer: conv1, to_rgb1, then (conv_up, conv, to_rgb) per resolution where the
         # to_rgb shares its index with the next level's upsampling conv
         self.num_ws = log_size * 2 - 2
         self.register_buffer("w_avg", torch.zeros(sd))
+        #: the noise inputs in eval mode (``gantk sample`` switches it, see
+        #: ``StyleGAN2Backbone.noise_mode``); training-mode forwards always draw random noise
+        self.noise_mode = "random"
+        self.fused_modconv = params.fused_modconv
+        self.register_load_state_dict_pre_hook(_refuse_old_layout)
+
+    def _fuse(self) -> None:
+        """Pick the modulated conv's form for this forward (``fused_modconv``)."""
+        fused = (self.fused_modconv == "always"
+                 or (self.fused_modconv == "eval" and not self.training))
+        if getattr(self, "_fused_now", None) != fused:
+            for m in self.modules():
+                if isinstance(m, ModulatedConv2d):
+                    m.fused = fused
+            self._fused_now = fused
 
     # -- the two halves of G
     def mapping_ws(self, z: Tensor, y: Tensor | None = None, *, psi: float | None = None) -> Tensor:
@@ -139,17 +164,25 @@ class StyleGAN2Generator(nn.Module):
             w = self.w_avg + psi * (w - self.w_avg)
         return w.unsqueeze(1).repeat(1, self.num_ws, 1)
 
-    def synthesis(self, ws: Tensor, noise: list[Tensor | None] | None = None) -> Tensor:
+    def synthesis(self, ws: Tensor, noise: list[Tensor | None] | None = None, *,
+                  noise_mode: str | None = None) -> Tensor:
+        """ws (B, num_ws, style_dim) -> images. ``noise``: per-layer noise maps that replace the
+        drawn ones; ``noise_mode``: ``random``, ``const`` or ``none`` (default: ``random`` in
+        training mode, else ``self.noise_mode``)."""
+        if noise_mode is None:
+            noise_mode = "random" if self.training else self.noise_mode
+        self._fuse()
         noise = noise or [None] * (1 + len(self.convs))
-        x = self.conv1(self.const.expand(ws.shape[0], -1, -1, -1), ws[:, 0], noise[0])
+        x = self.conv1(self.const.expand(ws.shape[0], -1, -1, -1), ws[:, 0], noise[0],
+                       noise_mode=noise_mode)
         skip = self.to_rgb1(x, ws[:, 1])
         i = 1
         for conv_up, conv, to_rgb in zip(self.convs[::2], self.convs[1::2], self.to_rgbs):
-            x = conv_up(x, ws[:, i], noise[i])
-            x = conv(x, ws[:, i + 1], noise[i + 1])
+            x = conv_up(x, ws[:, i], noise[i], noise_mode=noise_mode)
+            x = conv(x, ws[:, i + 1], noise[i + 1], noise_mode=noise_mode)
             skip = to_rgb(x, ws[:, i + 2], skip)
             i += 2
-        return skip
+        return skip.contiguous()  # the blur may leave channels-last tensors (CPU): images leave G plain
 
     def style_mix(self, ws: Tensor, z: Tensor, y: Tensor | None) -> Tensor:
         """With probability ``mixing_prob``, layers from a random crossover point on take the w of
@@ -162,21 +195,37 @@ class StyleGAN2Generator(nn.Module):
         return torch.cat([ws[:, :cut], w2.unsqueeze(1).expand(-1, self.num_ws - cut, -1)], dim=1)
 
     def forward(self, z: Tensor, y: Tensor | None = None, *, return_ws: bool = False,
-                psi: float | None = None):
-        """``psi`` overrides ``truncation_psi`` for this call (eval mode)."""
+                psi: float | None = None, noise_mode: str | None = None):
+        """``psi`` overrides ``truncation_psi`` for this call (eval mode); ``noise_mode`` the noise
+        inputs (see ``synthesis``)."""
         ws = self.mapping_ws(z, y, psi=psi)
         if self.training:
             ws = self.style_mix(ws, z, y)
-        img = self.render(ws)
+        img = self.render(ws, noise_mode=noise_mode)
         return (img, ws) if return_ws else img
 
-    def render(self, ws: Tensor) -> Tensor:
-        img = self.synthesis(ws)
+    def render(self, ws: Tensor, *, noise_mode: str | None = None) -> Tensor:
+        img = self.synthesis(ws, noise_mode=noise_mode)
         if not self.training:
             # the synthesis output is linear, as in the paper; samples are clipped to the data range
             # the way the official code clips when it writes images (training sees it unclipped)
             img = img.clamp(-1, 1)
         return img
+
+
+def _refuse_old_layout(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *_: Any) -> None:
+    """Weights from before the reference-arithmetic layout (issue 31: one noise strength per
+    layer, constant noise maps, transposed/strided resampling convs) get one sentence that says
+    so, instead of a list of missing keys and shape mismatches."""
+    strength = state_dict.get(f"{prefix}conv1.noise.strength")
+    if strength is None:
+        return  # not a StyleGAN2 generator's weights at all: load_state_dict lists what is wrong
+    if strength.dim() != 0 or f"{prefix}conv1.noise.noise_const" not in state_dict:
+        raise RuntimeError(
+            "these StyleGAN2 weights were made by an earlier version of gantk, whose StyleGAN2 was a "
+            "different network (per-channel noise strengths, no constant noise maps, blur-then-conv "
+            "resampling; changed to the references' layout in issue 31): this version cannot load "
+            "them; train the run again, or sample it with the gantk version that trained it")
 
 
 class StyleGAN2Discriminator(Discriminator):
@@ -251,6 +300,24 @@ class StyleGAN2Backbone(Backbone):
         """``w_avg + psi (w - w_avg)`` on the generator given (the EMA copy at sampling, which
         carries its own copy of ``w_avg``)."""
         return generator(z, y, psi=psi)
+
+    # -- the noise inputs at sampling (gantk sample / interpolate --noise-mode, gantk.sampling)
+    noise_modes = NOISE_MODES
+    #: what pictures are drawn with unless asked otherwise: StyleGAN2-ADA's gen_images.py default
+    #: (its training loop draws its snapshot grids the same way); metrics draw random noise
+    sample_noise_mode = "const"
+
+    @contextlib.contextmanager
+    def noise_mode(self, generator: nn.Module, mode: str) -> Iterator[None]:
+        """``generator`` (G or its EMA copy) draws its noise inputs as ``mode`` in eval mode."""
+        if mode not in NOISE_MODES:
+            raise ValueError(f"unknown noise mode {mode!r}; use one of {NOISE_MODES}")
+        was = generator.noise_mode
+        generator.noise_mode = mode
+        try:
+            yield
+        finally:
+            generator.noise_mode = was
 
     def to_w(self, generator: nn.Module, z: Tensor, y: Tensor | None = None, *,
              psi: float | None = None) -> Tensor:
