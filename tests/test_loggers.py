@@ -110,7 +110,6 @@ def _wandb_records(path):
     return records
 
 
-@pytest.mark.slow
 def test_wandb_offline_logs_values_real_images_and_one_run_across_a_resume(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from PIL import Image
@@ -137,7 +136,6 @@ def test_wandb_offline_logs_values_real_images_and_one_run_across_a_resume(tmp_p
     assert 40 < pixels.mean() < 215 and pixels.std() > 1
 
 
-@pytest.mark.slow
 def test_mlflow_logs_to_a_sqlite_store_in_the_run_and_resumes_the_same_run(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient

@@ -174,6 +174,10 @@ def test_cli_seeds_write_one_png_per_seed_identical_across_runs(style_run, tmp_p
     const = np.asarray(Image.open(tmp_path / "const" / "seed0002.png"))
     assert np.array_equal(const, np.asarray(Image.open(tmp_path / "c" / "seed0002.png")))  # default
     assert not np.array_equal(const, np.asarray(Image.open(tmp_path / "random" / "seed0002.png")))
+    assert main(["sample", str(style_run), "--seeds", "2", "--outdir", str(tmp_path / "big"),
+                 "--min-side", "100"]) == 0  # a 16 px sample enlarged by whole pixels, to 112 px
+    big = np.asarray(Image.open(tmp_path / "big" / "seed0002.png"))
+    assert big.shape[:2] == (112, 112) and np.array_equal(big[::7, ::7], const)
 
 
 def test_cli_class_samples_one_class_and_refuses_a_missing_class(dcgan_run, tmp_path, capsys):

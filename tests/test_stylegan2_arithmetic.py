@@ -188,6 +188,7 @@ def test_old_checkpoint_gives_the_checkpoint_paragraph(tmp_path, capsys):
     assert main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "earlier version of gantk" in err and "Traceback" not in err
+    assert "gantk version that trained it" in err and "spec it was trained with" not in err
 
 
 def test_a_few_steps_fit_g_and_d_through_the_new_resampling():

@@ -36,6 +36,9 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", metavar="LIST", help="one image per seed, e.g. 0-63 or 1,5,9 (the "
                    "same image for a seed in every list and run)")
     p.add_argument("--outdir", metavar="DIR", help="with --seeds: write DIR/seed0000.png, ...")
+    p.add_argument("--min-side", type=int, default=0, metavar="PX",
+                   help="with --outdir: enlarge each image by a whole factor (nearest neighbour, "
+                        "every pixel a square) until its shorter side is at least PX, e.g. 256")
     p.add_argument("--class", dest="cls", type=int, metavar="K",
                    help="class-conditional runs: sample class K")
 
@@ -91,7 +94,8 @@ def sample_command(args: argparse.Namespace, pipe: Any, with_: list[dict[str, An
     if args.outdir:
         folder = Path(args.outdir)
         for seed, image in zip(seeds, x):
-            save_grid(image.unsqueeze(0), folder / f"seed{seed:04d}.png", nrow=1, padding=0)
+            save_grid(image.unsqueeze(0), folder / f"seed{seed:04d}.png", nrow=1, padding=0,
+                      min_side=min(max(args.min_side, 0), 4096))
         console.print(f"wrote {n} images (step {pipe.step}) to {folder}/seedNNNN.png", markup=False)
     if out is not None:
         if out.suffix == ".png":

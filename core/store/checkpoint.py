@@ -185,12 +185,14 @@ class Checkpoint:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()
-            raise CheckpointError(
-                f"the weights of {name!r} do not fit the network the stack builds "
-                f"({' '.join(first[:3])[:400]})", where=str(self.path),
-                fix="load it with the spec it was trained with (it is stored in the checkpoint; "
-                    "Pipeline.load and `gantk sample RUN_DIR` use it), or start a new run directory."
-            ) from None
+            text = " ".join(first[:3])[:400]
+            fix = ("load it with the spec it was trained with (it is stored in the checkpoint; "
+                   "Pipeline.load and `gantk sample RUN_DIR` use it), or start a new run directory.")
+            if "earlier version of gantk" in text:  # a backbone's own load hook says the code changed
+                fix = ("train the run again with this version, or sample and evaluate it with the "
+                       "gantk version that trained it (the checkpoint's provenance names it).")
+            raise CheckpointError(f"the weights of {name!r} do not fit the network the stack builds "
+                                  f"({text})", where=str(self.path), fix=fix) from None
 
     def check_optimizer(self, name: str, opt: torch.optim.Optimizer) -> None:
         """Refuse optimiser state that does not fit ``opt``'s parameters (before touching it)."""
