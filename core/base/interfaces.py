@@ -135,8 +135,8 @@ class Backbone(nn.Module):
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.generator(z, y)
 
-    #: how sampling-time truncation works on this backbone: ``"latent"`` truncates the prior draw
-    #: (BigGAN's truncation trick, :mod:`gantk.sampling`), ``"mapping"`` is the backbone's own form
+    #: how sampling-time truncation works on this backbone: ``"latent"`` scales the prior draw
+    #: towards its mean (psi * z, :mod:`gantk.sampling`; psi = 1 is off), ``"mapping"`` is the backbone's own form
     #: (``generate_truncated``, e.g. StyleGAN2's lerp towards ``w_avg``), ``None`` refuses it
     truncation: str | None = "latent"
 

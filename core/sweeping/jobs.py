@@ -171,8 +171,9 @@ def load_train_run(run_dir: str | Path, train_run: str, *, device: str | None = 
 
 def load_run(run_dir: str | Path, *, device: str | None = None) -> tuple[Any, list[Any]]:
     """``(pipeline, with_)``: the networks a sweep run was scored on and the transforms its
-    evaluation added at sampling, so that ``pipeline.sample(n, with_=with_)`` draws what the
-    sweep scored. A ``train_as`` cell's run holds no networks of its own: its pipeline is the run
+    evaluation added at sampling, so that ``pipeline.sample(n, with_=with_)`` draws from what
+    the sweep scored (StyleGAN2's pictures use its constant noise maps, its scores random noise,
+    as NVlabs' do: ``noise_mode="random"`` draws exactly as the evaluation did). A ``train_as`` cell's run holds no networks of its own: its pipeline is the run
     it shares training with."""
 
     from ..facade.pipeline import Pipeline
