@@ -24,8 +24,8 @@ $(BIN)/.gantk-installed: pyproject.toml examples/gantk-plugin-example/pyproject.
 setup: $(BIN)/.gantk-installed
 
 # The main job: the quickest claim that reproduced here (docs/reproduction.md): AdvLatGAN's Ring
-# with the paper's MLP nets, plain sampling vs the post-training latent search advlat_z, 3 seeds,
-# embedded data. Prints the comparison table (mean +- std over seeds), writes $(DEMO)/summary.*
+# with the paper's MLP nets, plain sampling vs the post-training latent search advlat_z, 10 seeds,
+# embedded data. Prints the comparison table (the paired verdict over seeds), writes $(DEMO)/summary.*
 # and $(DEMO)/side_by_side.png. Running it again skips finished runs.
 demo: setup
 	$(BIN)/gantk sweep examples/sweeps/demo.toml --out $(DEMO)
