@@ -21,12 +21,7 @@ from gantk.store.runmark import RUN_MARKER, claim_dir, is_marked
 USER_DATA = "IMPORTANT USER DATA\n"
 
 
-@pytest.fixture
-def cli(cli):
-    def run(*argv):
-        code, out, err = cli(*argv)
-        return code, " ".join(out.split()), " ".join(err.split())
-    return run
+from test_damaged import cli  # noqa: E402,F401 - the CLI with rich's line wrapping undone
 
 
 def _spec(ring_spec: dict, steps: int = 4) -> dict:
