@@ -312,9 +312,9 @@ def test_eval_and_plot_errors_and_plots(ring_run, tmp_path, capsys):
         main(["plot", str(tmp_path / "missing"), "--debug"])
 
 
-def test_plot_draws_lines_for_series_and_a_table_for_single_evaluations(ring_run, tmp_path, capsys):
+def test_plot_draws_lines_marks_single_evaluations_and_prints_the_rest(ring_run, tmp_path, capsys):
     from gantk.cli.app import main
-    from gantk.cli.eval_cmd import score_series
+    from gantk.cli.plot_cmd import score_series
 
     rows = [{"step": 5, "fid": 3.0, "feature_space": "digits", "source": "eval_every"},
             {"step": 10, "fid": 2.0, "feature_space": "digits", "source": "eval_every"},
@@ -324,11 +324,22 @@ def test_plot_draws_lines_for_series_and_a_table_for_single_evaluations(ring_run
     assert lines == {"fid": {"digits [eval_every]": [(5, 3.0), (10, 2.0)]}}
     assert singles == [("fid", "digits [gantk eval]", 10, 2.5), ("kid", "digits [gantk eval]", 10, 0.1)]
 
-    once = tmp_path / "once"  # a run evaluated once: a table, no panels of one dot
+    both = tmp_path / "both"  # a curve and a lone `gantk eval` of the same score: a star on it
+    both.mkdir()
+    (both / "metrics.jsonl").write_text((ring_run / "metrics.jsonl").read_text())
+    (both / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["plot", str(both)]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "lines for fid; 1 single evaluation marked with a star" in out
+    assert "evaluated once" in out and "kid" in out and "0.100" in out  # kid has no curve: printed
+    assert (both / "plots" / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    once = tmp_path / "once"  # a run evaluated once: printed, no figure of lone dots
     once.mkdir()
     (once / "metrics.jsonl").write_text((ring_run / "metrics.jsonl").read_text())
     (once / "eval.jsonl").write_text(json.dumps(rows[2]) + "\n")
     assert main(["plot", str(once)]) == 0
     out = capsys.readouterr().out.replace("\n", " ")
-    assert "a table of 2 single evaluations" in out and "lines for" not in out
-    assert (once / "plots" / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "evaluated once" in out and "2.50" in out and "0.100" in out
+    assert "metrics.png not written" in out and "train.eval_every" in out
+    assert not (once / "plots" / "metrics.png").exists() and (once / "plots" / "losses.png").is_file()

@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         cli_eval = None
     if cli_eval is not None:
         cli_eval.add_commands(sub, common)
+        from . import plot_cmd as cli_plot
+
+        cli_plot.add_command(sub, common)
         from . import fid_cmd as cli_fid
 
         cli_fid.add_commands(sub, common)
