@@ -155,8 +155,9 @@ def test_old_weight_layout_is_refused_with_one_sentence():
     old = {k: v for k, v in state.items() if not k.endswith("noise_const")}
     for k in [k for k in old if k.endswith("noise.strength")]:
         old[k] = torch.zeros(1, 8, 1, 1)
-    with pytest.raises(RuntimeError, match="earlier version of gantk"):
+    with pytest.raises(CheckpointError, match="earlier version of gantk") as info:
         G.load_state_dict(old)
+    assert info.value.where == "conv1.noise.strength" and "version that trained it" in info.value.fix
     G.load_state_dict(state)  # today's layout loads
 
 

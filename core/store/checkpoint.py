@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..base.errors import NONFINITE_FIX, CheckpointError, TrainingError
+from ..base.errors import NONFINITE_FIX, CheckpointError, GantkError, TrainingError
 from ..base.safeio import RunDirError, atomic_path, regular_file, trim
 
 FORMAT = "gantk-checkpoint"
@@ -183,16 +183,18 @@ class Checkpoint:
         state = self.module_state(name)
         try:
             module.load_state_dict(state, strict=True)
+        except GantkError as exc:  # a component's own load hook: its message and fix, this file
+            raise CheckpointError(f"the weights of {name!r} cannot be loaded: {exc.message}"
+                                  + (f" ({exc.where})" if exc.where else ""),
+                                  where=str(self.path), fix=exc.fix) from None
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()
             text = " ".join(first[:3])[:400]
-            fix = ("load it with the spec it was trained with (it is stored in the checkpoint; "
-                   "Pipeline.load and `gantk sample RUN_DIR` use it), or start a new run directory.")
-            if "earlier version of gantk" in text:  # a backbone's own load hook says the code changed
-                fix = ("train the run again with this version, or sample and evaluate it with the "
-                       "gantk version that trained it (the checkpoint's provenance names it).")
             raise CheckpointError(f"the weights of {name!r} do not fit the network the stack builds "
-                                  f"({text})", where=str(self.path), fix=fix) from None
+                                  f"({text})", where=str(self.path),
+                                  fix="load it with the spec it was trained with (it is stored in "
+                                      "the checkpoint; Pipeline.load and `gantk sample RUN_DIR` "
+                                      "use it), or start a new run directory.") from None
 
     def check_optimizer(self, name: str, opt: torch.optim.Optimizer) -> None:
         """Refuse optimiser state that does not fit ``opt``'s parameters (before touching it)."""

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import torch
 from torch import Tensor, nn
 
-from gantk import Backbone, DataInfo, Discriminator, EmaDefault
+from gantk import Backbone, CheckpointError, DataInfo, Discriminator, EmaDefault
 
 from .layers import conditional_classes, require_labels
 from .stylegan2_layers import (NOISE_MODES, ConvLayer, DResBlock, EqualLinear, ModulatedConv2d,
@@ -221,11 +221,13 @@ def _refuse_old_layout(module: nn.Module, state_dict: dict[str, Tensor], prefix:
     if strength is None:
         return  # not a StyleGAN2 generator's weights at all: load_state_dict lists what is wrong
     if strength.dim() != 0 or f"{prefix}conv1.noise.noise_const" not in state_dict:
-        raise RuntimeError(
+        raise CheckpointError(
             "these StyleGAN2 weights were made by an earlier version of gantk, whose StyleGAN2 was a "
             "different network (per-channel noise strengths, no constant noise maps, blur-then-conv "
             "resampling; changed to the references' layout in issue 31): this version cannot load "
-            "them; train the run again, or sample it with the gantk version that trained it")
+            "them", where=f"{prefix}conv1.noise.strength",
+            fix="train the run again with this version, or sample and evaluate it with the gantk "
+                "version that trained it (the checkpoint's provenance names it).")
 
 
 class StyleGAN2Discriminator(Discriminator):
