@@ -19,6 +19,7 @@ from gantk_plugins.launchers.runjob import RunJob  # noqa: E402
 from gantk_plugins.launchers.slurm import SubmititLauncher  # noqa: E402
 
 from test_sweep import RING, sweep_dict  # noqa: E402
+from proc_helpers import worker_pid  # noqa: E402
 
 
 def _write(tmp_path: Path, launcher: dict | str, **kw) -> Path:
@@ -135,17 +136,6 @@ def _summary_values(out: Path) -> dict:
     return {c["cell"]: {k: v["values"] for k, v in c["metrics"].items()} for c in data["cells"]}
 
 
-def _worker_pid(run: Path) -> int | None:
-    want = f"sweep_worker\0{run}".encode()
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and want in (proc / "cmdline").read_bytes():
-                return int(proc.name)
-        except OSError:
-            continue
-    return None
-
-
 def _steps(run: Path) -> int:
     try:
         rows = (run / "metrics.jsonl").read_text().splitlines()
@@ -177,7 +167,7 @@ def test_submit_kill_preempt_resume_and_the_same_summary_as_the_local_launcher(c
     code, stdout, _ = cli("sweep", path, "--out", out, "--status")
     assert code == 0 and "running" in stdout and "2 running" in stdout, stdout
     # a killed job (kill -9 of its worker: a node lost) and a preempted one (SIGUSR2 to its job)
-    os.kill(_worker_pid(plain), signal.SIGKILL)
+    os.kill(worker_pid(plain), signal.SIGKILL)
     job_id = int(record["method=msgan/seed_0"]["job_id"])
     (task,) = _children(job_id)
     os.kill(task, signal.SIGUSR2)

@@ -19,6 +19,7 @@ from gantk import GantkError
 from gantk.sweeping.sweeps import ERROR_FILE, JOB_FILE, RESULT_FILE, SWEEP_LOCK, Sweep, SweepError
 
 from test_sweep import RING, FakeLauncher, sweep_dict
+from proc_helpers import worker_pid
 
 
 @pytest.fixture
@@ -307,18 +308,6 @@ def _start_sweep(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     pytest.fail("the worker did not start training within 120 s")
 
 
-def _worker_pid(run: Path) -> int:
-    """The pid of the worker process of ``run`` (``python -m gantk.sweep_worker RUN``)."""
-    want = f"sweep_worker\0{run}".encode()
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and want in (proc / "cmdline").read_bytes():
-                return int(proc.name)
-        except OSError:
-            continue
-    pytest.fail(f"no worker process for {run}")
-
-
 def _wait_gone(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -333,7 +322,7 @@ def _wait_gone(pid: int, seconds: float) -> bool:
 @pytest.mark.slow
 def test_kill_9_of_the_sweep_takes_its_workers_with_it(tmp_path):
     parent, run = _start_sweep(tmp_path)
-    worker = _worker_pid(run)
+    worker = worker_pid(run)
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     gone = _wait_gone(worker, 60)
@@ -350,7 +339,7 @@ def test_ctrl_c_reaches_each_worker_once_and_it_saves_a_checkpoint(tmp_path):
     """SIGINT to the sweep's process group once reached the worker too, and the parent's SIGTERM
     then read as a second signal: the worker exited without a checkpoint (3 of 3 trials)."""
     parent, run = _start_sweep(tmp_path)
-    worker = _worker_pid(run)
+    worker = worker_pid(run)
     os.killpg(parent.pid, signal.SIGINT)  # the terminal's Ctrl-C
     out, _ = parent.communicate(timeout=120)
     assert _wait_gone(worker, 30)
