@@ -161,6 +161,17 @@ class Backbone(nn.Module):
     def has_w_space(self) -> bool:
         return type(self).to_w is not Backbone.to_w
 
+    #: the ways a backbone with per-pixel noise inputs can draw them at sampling
+    #: (``--noise-mode``, e.g. StyleGAN2's ``("const", "random", "none")``); empty: no noise inputs
+    noise_modes: tuple[str, ...] = ()
+    #: the mode pictures are drawn with unless asked otherwise (metrics keep the training mode)
+    sample_noise_mode: str | None = None
+
+    def noise_mode(self, generator: nn.Module, mode: str) -> contextlib.AbstractContextManager[None]:
+        """A context inside which ``generator`` (G or its EMA copy) draws its noise inputs as
+        ``mode`` (one of ``noise_modes``). Backbones with noise inputs override it."""
+        raise NotImplementedError(f"{type(self).__name__} has no noise inputs")
+
     def make_encoder(self, out_dim: int, **kwargs: Any) -> nn.Module:
         """A D-family network ``x -> R^out_dim`` (for reversers and ACL's encoder)."""
 

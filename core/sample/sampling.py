@@ -17,9 +17,10 @@ commands: truncation, noise inputs, seed lists, latent interpolation.
   (``Pipeline.sample``, ``interpolate``, ``gantk sample``) default to the backbone's
   ``sample_noise_mode`` (StyleGAN2: ``const``, as StyleGAN2-ADA's gen_images.py);
   ``sample_batches``, what evaluation draws from, leaves the generator's own default (``random``,
-  as NVlabs' metrics). A backbone declares its modes with ``noise_modes`` (a tuple),
-  ``sample_noise_mode`` and a context manager ``noise_mode(generator, mode)``; one without them
-  has no noise inputs and refuses an explicit mode.
+  as NVlabs' metrics). A backbone declares its modes with the :class:`~gantk.Backbone` attributes
+  ``noise_modes`` (a tuple) and ``sample_noise_mode`` and overrides the context manager
+  ``noise_mode(generator, mode)``; with the defaults (no modes) it has no noise inputs and
+  refuses an explicit mode.
 * **Seeds**. Each image of a seed list is drawn on its own, with the global torch RNG set to
   ``seed`` (and restored afterwards): its latent, random noise inputs and any random draw of a
   transform depend on that seed alone, so a seed's image is the same in every list, batch and
@@ -144,7 +145,7 @@ def check_noise_mode(backbone: Any, mode: str | None, *, where: str = "noise_mod
 
     if mode is None:
         return None
-    modes = tuple(getattr(backbone, "noise_modes", ()) or ())
+    modes = tuple(backbone.noise_modes)
     name = type(backbone).__name__
     if not modes:
         raise SpecError(f"{name} has no noise inputs, so there is no noise mode to choose",
@@ -160,7 +161,7 @@ def picture_noise_mode(backbone: Any, mode: str | None, *, where: str = "noise_m
     ``sample_noise_mode`` (None on backbones without noise inputs)."""
 
     mode = check_noise_mode(backbone, mode, where=where)
-    return mode if mode is not None else getattr(backbone, "sample_noise_mode", None)
+    return mode if mode is not None else backbone.sample_noise_mode
 
 
 def noise_context(backbone: Any, generator: Any, mode: str | None) -> contextlib.AbstractContextManager:
