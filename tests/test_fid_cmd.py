@@ -241,3 +241,33 @@ def test_which_data_set_opens_a_path(tmp_path):
     assert fi._path_dataset(hf, registry) == expected
     with pytest.raises(Exception, match="neither a folder of images nor an archive"):
         fi._path_dataset(tmp_path / "notes.txt", registry)
+
+
+def test_a_greyscale_folder_meets_a_greyscale_data_set_in_a_classifier_space(tmp_path, cli,
+                                                                          monkeypatch):
+    """Images written from the digits data set itself, scored against `digits` with the digits
+    classifier: the folder is read with the data set's one channel (it was refused for unequal
+    channel counts), and the FID is that of the same pixels (the PNGs round to 8 bits)."""
+    from PIL import Image
+
+    from gantk.datasets.sources import DigitsParams, load_digits
+
+    monkeypatch.setenv("GANTK_CACHE_DIR", str(tmp_path / "cache"))
+    x, _ = load_digits(DigitsParams(resolution=16))
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    pixels = ((x[:400, 0].numpy() + 1) * 127.5).round().clip(0, 255).astype("uint8")
+    for i, img in enumerate(pixels):
+        Image.fromarray(img, mode="L").save(folder / f"{i:03d}.png")
+    stored = torch.from_numpy(pixels).float().unsqueeze(1) / 127.5 - 1  # what the folder holds
+    code, out, err = cli("fid", folder, "digits", "--data-set", "resolution=16",
+                         "--features", "digits", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    net = DigitsFeatures(1, "cpu", "digits")
+    assert result["fid"] == pytest.approx(_fid_direct(net, stored, x), rel=1e-6)
+    assert (result["n_a"], result["n_b"]) == (400, 1797)
+    # two folders are both read as RGB, as before
+    rgb = _folder(tmp_path / "rgb", 10, seed=0)
+    code, _, err = cli("fid", rgb, folder, "--features", "digits")
+    assert code == 0, err

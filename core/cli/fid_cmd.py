@@ -85,7 +85,7 @@ def _check(args: argparse.Namespace) -> None:
         check_count(args.resolution, "--resolution", 1024)
 
 
-def _open(text: str, args: argparse.Namespace, manager: Any) -> Any:
+def _open(text: str, args: argparse.Namespace, manager: Any, channels: int = 3) -> Any:
     from ..metrics.fid_inputs import Source, looks_like_run, open_source
     from .common import parse_named_options
 
@@ -98,7 +98,23 @@ def _open(text: str, args: argparse.Namespace, manager: Any) -> Any:
                       data_name=pipe.spec.data.name, pipeline=pipe)
     options = parse_named_options([f"data.{o}" for o in args.data_set or []], flag="--data-set",
                                   example="split=test").get("data", {})
-    return open_source(text, manager.registry, resolution=args.resolution, options=options)
+    return open_source(text, manager.registry, resolution=args.resolution, options=options,
+                       channels=channels)
+
+
+def _open_pair(args: argparse.Namespace, manager: Any) -> tuple[Any, Any]:
+    """Both sides. Image files are read as RGB, except against a greyscale run or data set in a
+    shipped classifier's space (``--features digits|mnist``), where they are read as greyscale
+    like the other side (the classifiers score one channel, or three as Stacked MNIST)."""
+
+    a, b = _open(args.a, args, manager), _open(args.b, args, manager)
+    if args.features in ("digits", "mnist"):
+        grey = [s for s in (a, b) if s.kind in ("run", "images") and s.identity is None
+                and int(s.info.shape[0]) == 1]
+        if grey:
+            a, b = (_open(t, args, manager, channels=1) if s.kind == "images" and s.identity
+                    else s for t, s in ((args.a, a), (args.b, b)))
+    return a, b
 
 
 def _device(args: argparse.Namespace) -> str:
@@ -201,7 +217,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
     _check(args)
     manager = plugin_manager(args)
-    a, b = _open(args.a, args, manager), _open(args.b, args, manager)
+    a, b = _open_pair(args, manager)
     net, note = _net([a, b], args)
     space = net.space if net is not None else (a.meta.get("space") or b.meta.get("space")
                                                or "unknown (two foreign statistics files)")

@@ -207,8 +207,10 @@ def path_identity(path: Path, settings: dict[str, Any]) -> str:
 
 
 def open_source(text: str, registry: Any, *, resolution: int | None = None,
-                options: dict[str, Any] | None = None) -> Source:
-    """A statistics file, images at a path, or a registered data set (not a run: see module)."""
+                options: dict[str, Any] | None = None, channels: int = 3) -> Source:
+    """A statistics file, images at a path (read with ``channels``: 3 for Inception, 1 to meet
+    a greyscale run or data set in a shipped classifier's space), or a registered data set (not
+    a run: see module)."""
 
     path = Path(text).expanduser()
     if path.suffix.lower() == ".npz":
@@ -219,7 +221,7 @@ def open_source(text: str, registry: Any, *, resolution: int | None = None,
         name, option = _path_dataset(path, registry)
         side = resolution or native_side(path) or FALLBACK_SIDE
         side = max(4, min(1024, side))
-        params = {option: str(path), "resolution": side, "channels": 3, "in_memory": False}
+        params = {option: str(path), "resolution": side, "channels": channels, "in_memory": False}
         label = str(path)
         identity = path_identity(path, {"data": name, **params})
     else:
