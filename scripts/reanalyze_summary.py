@@ -10,6 +10,9 @@ was "the difference exceeds both cells' std". Their per-seed values are stored (
 
 Also reads the tables of examples/advlat/search_steps.py (``summary_N.json`` with ``table`` and
 ``seeds``; baseline K = 0) and of examples/acl/fitted_gaussian.py-style files with the same shape.
+Several such tables of disjoint seeds (seeds run in different sessions with the same settings)
+are joined seed by seed: give them all, and ``--out``. Each seed's comparison stays within one
+generator, so the pairs are sound whichever session made them; the settings must be equal.
 """
 
 from __future__ import annotations
@@ -68,9 +71,34 @@ def from_search_steps(data: dict[str, Any]) -> tuple[dict, list[str], str, dict,
     return final, cells, cells[0], directions, []
 
 
+def join_search_steps(tables: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One search_steps table from several of disjoint seeds and equal settings (but ``out``,
+    ``seeds`` and ``device``)."""
+    ignore = {"out", "seeds", "device"}
+    first = {k: v for k, v in tables[0]["settings"].items() if k not in ignore}
+    seeds: list[int] = []
+    for data, name in zip(tables, names, strict=True):
+        if "table" not in data:
+            raise SystemExit(f"{name}: only search_steps tables can be joined")
+        mine = {k: v for k, v in data["settings"].items() if k not in ignore}
+        if mine != first:
+            raise SystemExit(f"{name}: settings differ from {names[0]}: {mine} vs {first}")
+        if set(data["table"]) != set(tables[0]["table"]):
+            raise SystemExit(f"{name}: other search steps than {names[0]}")
+        if set(seeds) & set(data["seeds"]):
+            raise SystemExit(f"{name}: seed(s) {sorted(set(seeds) & set(data['seeds']))} twice")
+        seeds += list(data["seeds"])
+    table = {k: {key: {"values": [v for d in tables for v in d["table"][k][key]["values"]]}
+                 for key in tables[0]["table"][k]} for k in tables[0]["table"]}
+    return {"settings": {**tables[0]["settings"], "seeds": seeds}, "seeds": seeds,
+            "table": table, "joined_from": names}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("summary", help="a summary.json (gantk sweep) or search_steps summary")
+    ap.add_argument("summary", nargs="+",
+                    help="a summary.json (gantk sweep) or search_steps summary (several "
+                         "search_steps summaries of disjoint seeds are joined)")
     ap.add_argument("--primary", action="append", default=[], help="primary key (repeatable)")
     ap.add_argument("--test", default="t", choices=sorted(TEST_NAMES))
     ap.add_argument("--alpha", type=float, default=0.05)
@@ -79,8 +107,15 @@ def main() -> None:
     ap.add_argument("--out", help="output stem (default: verdicts next to the summary)")
     args = ap.parse_args()
 
-    path = Path(args.summary)
+    path = Path(args.summary[0])
     data = json.loads(path.read_text())
+    if len(args.summary) > 1:
+        if not args.out:
+            raise SystemExit("joining several summaries needs --out")
+        data = join_search_steps([json.loads(Path(p).read_text()) for p in args.summary],
+                                 args.summary)
+        Path(args.out).with_name(Path(args.out).name + "_joined_summary.json").write_text(
+            json.dumps(data, indent=1) + "\n")
     reader = from_search_steps if "table" in data else from_sweep_summary
     final, cells, baseline, directions, evals = reader(data)
     baseline = args.baseline or baseline
@@ -93,17 +128,19 @@ def main() -> None:
     conv = trends(run_curves(evals, list(directions)), baseline, directions, alpha=args.alpha)
     stem = Path(args.out) if args.out else path.with_name(
         "verdicts" + path.stem.removeprefix("summary"))
-    out = {"source": str(path), "command": "python scripts/reanalyze_summary.py " + " ".join(
-        [str(path)] + [f"--primary {k}" for k in args.primary] +
+    out = {"source": " + ".join(args.summary),
+           "command": "python scripts/reanalyze_summary.py " + " ".join(
+        list(args.summary) + [f"--primary {k}" for k in args.primary] +
         ([f"--cells {args.cells}"] if args.cells else []) +
         ([f"--baseline {args.baseline}"] if args.baseline else []) +
-        ([f"--test {args.test}"] if args.test != "t" else [])),
+        ([f"--test {args.test}"] if args.test != "t" else []) +
+        ([f"--out {args.out}"] if args.out else [])),
         "protocol": {"primary": args.primary, "test": TEST_NAMES[args.test],
                      "alpha": args.alpha, "baseline": baseline,
                      "correction": "Holm within primary and within secondary family"},
         "verdicts": found, "convergence": conv}
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
-    lines = [f"# Verdicts of {path}", "", f"`{out['command']}`", "",
+    lines = [f"# Verdicts of {out['source']}", "", f"`{out['command']}`", "",
              f"Baseline {baseline}; {TEST_NAMES[args.test]} test on the per-seed paired "
              f"differences, 95% CI (unadjusted), p Holm-corrected within the primary family "
              f"({', '.join(args.primary) or 'none'} x cells) and the secondary family.", "",
