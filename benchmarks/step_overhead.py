@@ -14,6 +14,7 @@ counts for neither arm); ``--clock wall`` times them with ``time.perf_counter``.
 
     python benchmarks/step_overhead.py [--resolution 32] [--width 32] [--batch 64] [--rounds 7]
     python benchmarks/step_overhead.py --ring [--batch 256] [--steps 50]   # the mlp on the ring
+    python benchmarks/step_overhead.py --ring --pieces   # each per-step piece of gantk's, alone
 """
 
 from __future__ import annotations
@@ -65,6 +66,58 @@ class HandWritten:
                 p.requires_grad_(True)
 
 
+def pieces(pipe, data, batch: int) -> None:
+    """Each piece of gantk's step that the hand loop does not have, timed alone (best of 5 x
+    20,000 calls; inside a step a piece costs more, as the step's kernels evict the caches)."""
+    import timeit
+
+    from gantk.store.checkpoint import check_finite
+
+    tr, bb, world = pipe.trainer, pipe.backbone, pipe.world
+    real, real_y = next(pipe.stream)
+    loss = torch.tensor(1.0, requires_grad=True) * 2
+    values = {"loss/d": loss}
+    logs = {k: loss.detach() for k in ("loss/d", "d/real", "d/fake", "loss/g")}
+    window = dict(logs)
+    gen = torch.Generator().manual_seed(0)
+
+    def around():
+        with tr.precision.around_step:
+            pass
+
+    def check():  # what Trainer._update reads: the terms' sum, one scalar
+        first, *rest = values.values()
+        return float(sum(rest, first).item())
+
+    def window_sums():
+        for k, v in logs.items():
+            window[k] = window[k] + v
+
+    rows = [
+        ("step context (Precision.around_step)", around, 1, 20000),
+        ("finiteness check: the sum's scalar", check, 2, 20000),
+        ("paired latent draw (World.draw_paired)",
+         lambda: world.draw_paired(lambda m: bb.sample_latent(m, device=pipe.device), batch,
+                                   step=5, stream=0), 2, 20000),
+        (f"  the bare torch.randn({batch}, {bb.latent_dim})",
+         lambda: torch.randn(batch, bb.latent_dim), 2, 20000),
+        ("Trainer.context incl. its draw", lambda: tr.context("g", 5, real, real_y, stream=1),
+         2, 5000),
+        ("BatchStream next", lambda: next(pipe.stream), 1, 20000),
+        ("  the hand loop's randint + index",
+         lambda: data[torch.randint(len(data), (batch,), generator=gen)], 1, 20000),
+        (f"loop: log window sums ({len(logs)} keys)", window_sums, 1, 20000),
+        ("loop: gantk_on_step_end hook",
+         lambda: pipe.manager.hook.gantk_on_step_end(pipeline=pipe, step=1, logs={}), 1, 20000),
+        ("Pipeline.train(steps=0), per call", lambda: pipe.train(steps=0, progress=False), 1, 300),
+        ("  check_finite(weights), per call", lambda: check_finite(pipe.modules()), 1, 300),
+    ]
+    for name, fn, per_step, n in rows:
+        fn()
+        us = min(timeit.repeat(fn, number=n, repeat=5)) / n * 1e6
+        print(f"{name:42s} {us:8.2f} us x {per_step}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--resolution", type=int, default=32)
@@ -77,6 +130,8 @@ def main() -> None:
                     help="the mlp backbone on the 8-Gaussian ring instead of dcgan on digits")
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                     help="process CPU time (default) or wall time")
+    ap.add_argument("--pieces", action="store_true",
+                    help="time each per-step piece of gantk's step alone instead")
     args = ap.parse_args()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
@@ -96,6 +151,9 @@ def main() -> None:
                        betas=(0.5, 0.999))  # same initial weights, independent copy
     pipe.train(steps=2, progress=False)  # warm-up both paths (optimisers exist from here on)
     hand.run(2)
+    if args.pieces:
+        pieces(pipe, data, args.batch)
+        return
 
     load = os.getloadavg()[0]
     t_gantk, t_hand = [], []

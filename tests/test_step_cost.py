@@ -132,3 +132,24 @@ def test_a_paired_draw_leaves_the_global_stream_where_it_was_even_when_it_fails(
     with pytest.raises(RuntimeError, match="boom"):
         pipe.world.draw_paired(fails, 8, step=5, stream=0)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_step_context_names_a_double_backward_of_a_compiled_net_and_leaves_autocast(precision):
+    from gantk.base.errors import SpecError
+    from gantk.train.precision import Precision
+
+    prec = Precision(precision, torch.device("cpu"))
+    with pytest.raises(SpecError, match="train.compile") as err:
+        with prec.around_step:
+            assert torch.is_autocast_enabled("cpu") is (precision == "bf16")
+            raise RuntimeError("Compiled functions can't ... double backward ...")
+    assert "compile = false" in err.value.paragraph()
+    assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(RuntimeError, match="other failure"):  # anything else passes unchanged
+        with prec.around_step:
+            raise RuntimeError("other failure")
+    assert not torch.is_autocast_enabled("cpu")
+    with prec.around_step:  # re-entered every step
+        assert torch.is_autocast_enabled("cpu") is (precision == "bf16")
+    assert not torch.is_autocast_enabled("cpu")
