@@ -59,8 +59,10 @@ def train_steps(pipe: Any, target: int, *, writer: Any = None,
     stopping = deferred_stop() if writer is not None else contextlib.nullcontext()
     t_last, s_last = time.perf_counter(), pipe.step
     with bar, stopping as stop:
+        if pipe.step < target:  # built on first use: not by a call that trains no step
+            trainer, stream = pipe.trainer, pipe.stream
         while pipe.step < target:
-            logs = pipe.trainer.step(pipe.step + 1, pipe.stream)
+            logs = trainer.step(pipe.step + 1, stream)
             pipe.step += 1
             step = pipe.step
             last = step == target

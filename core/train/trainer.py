@@ -21,6 +21,7 @@ run before any optimiser step of that step is taken, so the last checkpoint stay
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -123,13 +124,13 @@ class Trainer:
         z = self.world.draw_paired(lambda m: bb.sample_latent(m, device=self.pipe.device),
                                    self._global(n), step=step, stream=2 * stream)
         ctx = StepContext(phase=phase, backbone=bb, loss=self.pipe.loss, step=step, z=z, y=y,
-                          real=real, real_y=real_y, d_transforms=self.d_transforms)
-        if phase == "d":
-            ctx._grad_fake = False
+                          real=real, real_y=real_y, d_transforms=self.d_transforms,
+                          z_in=z if phase in ("d", "g") else None, _grad_fake=phase != "d")
+        if phase == "d" and self.transforms:
             with torch.no_grad():
-                ctx.z_in = apply_transforms(self.transforms, ctx.z, ctx)
-        elif phase == "g":
-            ctx.z_in = apply_transforms(self.transforms, ctx.z, ctx)
+                ctx.z_in = apply_transforms(self.transforms, z, ctx)
+        elif phase == "g" and self.transforms:
+            ctx.z_in = apply_transforms(self.transforms, z, ctx)
         return ctx
 
     def _terms(self, comps: Iterable[Component], method: str, ctx: StepContext) -> dict[str, Tensor]:
@@ -140,11 +141,7 @@ class Trainer:
         return out
 
     @staticmethod
-    def _check_finite(step: int, phase: str, values: dict[str, Tensor], *,
-                      elsewhere: bool = False) -> None:
-        stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
-        if bool(torch.isfinite(stacked).all()) and not elsewhere:
-            return
+    def _stop_nonfinite(step: int, phase: str, values: dict[str, Tensor]) -> None:
         bad = {k: float(v.detach()) for k, v in values.items()
                if not torch.isfinite(v.detach()).all()}
         raise TrainingError(
@@ -157,29 +154,31 @@ class Trainer:
 
     def _update(self, step: int, phase: str, opt: torch.optim.Optimizer,
                 values: dict[str, Tensor], logs: dict[str, Tensor]) -> None:
-        """Check every term, then one backward of their sum and one optimiser step.
-
-        Under torchrun the gradients are averaged over the processes first (one all-reduce that
-        also tells whether every process's losses were finite; if not, no process steps)."""
+        """Check the terms (one scalar read of their sum, which a NaN or inf term makes
+        non-finite), then one backward of the sum and one optimiser step. Under torchrun the
+        gradients are averaged over the processes first (one all-reduce that also tells whether
+        every process's losses were finite; if not, no process steps)."""
         world = self.world
-        finite = bool(torch.isfinite(torch.stack([v.detach().float().reshape(())
-                                                  for v in values.values()])).all())
+        first, *rest = values.values()
+        total = sum(rest, first)  # the terms' sum in their order
+        finite = math.isfinite(total.item()) or bool(torch.isfinite(torch.stack(
+            [v.detach().float().reshape(()) for v in values.values()])).all())
         if not finite and world.size == 1:
-            self._check_finite(step, phase, values)  # raises, naming the terms
+            self._stop_nonfinite(step, phase, values)  # raises, naming the terms
         opt.zero_grad(set_to_none=True)
         if finite:
-            self.precision.backward(sum(values.values()), opt)
+            self.precision.backward(total, opt)
         if world.size > 1:
             params = [p for g in opt.param_groups for p in g["params"]]
             n = len(self.last_real[0]) if self.last_real is not None else 1
             if not world.average_gradients(params, finite, weight=n / self._global(n)):
-                self._check_finite(step, phase, values, elsewhere=True)
+                self._stop_nonfinite(step, phase, values)
         self.precision.step(opt)
         logs.update({k: v.detach() for k, v in values.items()})
 
     # ------------------------------------------------------------------ one step
     def step(self, step: int, stream: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]:
-        with self.precision.explain_errors(), self.precision.autocast():  # bf16/fp16 forwards
+        with self.precision.around_step:  # bf16/fp16: autocast; fp32: enters nothing
             return self._step(step, stream)
 
     def _step(self, step: int, stream: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]:
