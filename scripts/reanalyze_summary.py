@@ -68,7 +68,10 @@ def from_search_steps(data: dict[str, Any]) -> tuple[dict, list[str], str, dict,
              for k, per in data["table"].items()}
     directions = {key: ("min" if key == "fid" else "max") for key in
                   next(iter(data["table"].values()))}
-    return final, cells, cells[0], directions, []
+    evals = [{"cell": cells[0], "seed": seed, "records": [{"step": p["step"], "fid": v}]}
+             for p in data.get("fid_curve") or [] if len(p.get("values", [])) == len(seeds)
+             for seed, v in zip(seeds, p["values"])]  # the in-training FID: the generator's trend
+    return final, cells, cells[0], directions, evals
 
 
 def join_search_steps(tables: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -90,8 +93,15 @@ def join_search_steps(tables: list[dict[str, Any]], names: list[str]) -> dict[st
         seeds += list(data["seeds"])
     table = {k: {key: {"values": [v for d in tables for v in d["table"][k][key]["values"]]}
                  for key in tables[0]["table"][k]} for k in tables[0]["table"]}
+    curve = []  # in-training FID at the steps every table evaluated on all its seeds
+    for step in sorted({p["step"] for p in tables[0].get("fid_curve") or []}):
+        points = [next((p for p in d.get("fid_curve") or [] if p["step"] == step
+                        and len(p.get("values", [])) == len(d["seeds"])), None) for d in tables]
+        if all(points):
+            curve.append({"step": step, "n": len(seeds),
+                          "values": [v for p in points for v in p["values"]]})
     return {"settings": {**tables[0]["settings"], "seeds": seeds}, "seeds": seeds,
-            "table": table, "joined_from": names}
+            "table": table, "fid_curve": curve, "joined_from": names}
 
 
 def main() -> None:
