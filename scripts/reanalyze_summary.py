@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--cells", help="comma-separated cells to compare (default: all)")
     ap.add_argument("--baseline", help="the cell to compare with (default: the summary's)")
+    ap.add_argument("--seeds", help="only these seeds, e.g. 1-4 or 1,2,3 (a sensitivity check, "
+                                    "e.g. without a pilot seed)")
     ap.add_argument("--out", help="output stem (default: verdicts next to the summary)")
     args = ap.parse_args()
 
@@ -129,6 +131,12 @@ def main() -> None:
     reader = from_search_steps if "table" in data else from_sweep_summary
     final, cells, baseline, directions, evals = reader(data)
     baseline = args.baseline or baseline
+    if args.seeds:
+        a, _, b = args.seeds.partition("-")
+        keep_seeds = set(range(int(a), int(b) + 1)) if b else {int(x) for x in args.seeds.split(",")}
+        final = {c: {k: {sd: v for sd, v in per.items() if int(sd) in keep_seeds}
+                     for k, per in keys.items()} for c, keys in final.items()}
+        evals = [e for e in evals if int(e["seed"]) in keep_seeds]
     if args.cells:
         keep = {baseline, *args.cells.split(",")}
         cells = [c for c in cells if c in keep]
@@ -143,6 +151,7 @@ def main() -> None:
         list(args.summary) + [f"--primary {k}" for k in args.primary] +
         ([f"--cells {args.cells}"] if args.cells else []) +
         ([f"--baseline {args.baseline}"] if args.baseline else []) +
+        ([f"--seeds {args.seeds}"] if args.seeds else []) +
         ([f"--test {args.test}"] if args.test != "t" else []) +
         ([f"--out {args.out}"] if args.out else [])),
         "protocol": {"primary": args.primary, "test": TEST_NAMES[args.test],
