@@ -14,6 +14,7 @@ import pytest
 import tomli_w
 
 import gantk.cli.app as cli_mod
+from proc_helpers import wait_for_torch_import
 
 # what the installed console script runs (pyproject: gantk = "gantk.cli.entry:main")
 GANTK = [sys.executable, "-c", "import sys; from gantk.cli.entry import main; sys.exit(main())"]
@@ -61,23 +62,10 @@ def _spawn(*args) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def _wait_for_torch_import(proc, timeout: float = 60.0) -> None:
-    """Block until the child maps libtorch (it is importing torch), so the signal lands in
-    gantk's start-up and not in the interpreter's own (site.py), which no program can guard."""
-    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if "libtorch" in maps.read_text():
-                return
-        except OSError:
-            pass
-        time.sleep(0.01)
-
-
 def test_ctrl_c_during_start_up_prints_no_traceback(ring_spec, tmp_path):
     proc = _spawn("train", _stack(ring_spec, tmp_path, 50), "--out", tmp_path / "run",
                   "--no-progress")
-    _wait_for_torch_import(proc)  # gantk's own start-up code runs; the interpreter's is over
+    wait_for_torch_import(proc)  # gantk's own start-up code runs; the interpreter's is over
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err

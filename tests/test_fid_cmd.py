@@ -43,6 +43,15 @@ def _fid_direct(net, x, y) -> float:
     return frechet_distance(*gaussian_stats(fx), *gaussian_stats(fy))
 
 
+
+def _tiny_run(run: Path, steps: int) -> Pipeline:
+    """A tiny dcgan on digits trained ``steps`` steps and saved as a run directory."""
+    pipe = Pipeline.from_spec(tiny_spec("dcgan", [], device="cpu"))
+    pipe.train(steps=steps, progress=False)
+    pipe.save(run)
+    return pipe
+
+
 @pytest.fixture
 def folders(tmp_path, monkeypatch):
     monkeypatch.setenv("GANTK_CACHE_DIR", str(tmp_path / "cache"))
@@ -130,9 +139,7 @@ def test_run_vs_data_set_equals_gantk_evaluate(tmp_path, cli, monkeypatch):
     from gantk.metrics.evaluate import evaluate
 
     monkeypatch.setenv("GANTK_CACHE_DIR", str(tmp_path / "cache"))
-    pipe = Pipeline.from_spec(tiny_spec("dcgan", [], device="cpu"))
-    pipe.train(steps=2, progress=False)
-    pipe.save(tmp_path / "run")
+    pipe = _tiny_run(tmp_path / "run", steps=2)
     code, out, err = cli("fid", tmp_path / "run", "digits", "--data-set", "resolution=16",
                          "--features", "digits", "--n", "64", "--batch-size", "32", "--json")
     assert code == 0, err
@@ -163,9 +170,7 @@ def test_gantk_eval_n_real_and_a_run_directory_that_cannot_be_written(tmp_path, 
     from gantk.metrics import evaluate as ev
 
     monkeypatch.setenv("GANTK_CACHE_DIR", str(tmp_path / "cache"))
-    pipe = Pipeline.from_spec(tiny_spec("dcgan", [], device="cpu"))
-    pipe.train(steps=1, progress=False)
-    pipe.save(tmp_path / "run")
+    pipe = _tiny_run(tmp_path / "run", steps=1)
     code, out, err = cli("eval", tmp_path / "run", "--metrics", "fid", "--n", "40",
                          "--n-real", "120", "--json", "--no-progress")
     assert code == 0, err

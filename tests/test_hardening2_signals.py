@@ -16,6 +16,7 @@ import pytest
 
 from gantk import GantkError, Pipeline, SpecError, TrainingError
 from gantk.base.safeio import RunDirError
+from proc_helpers import wait_for_torch_import
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,19 +35,6 @@ def _env() -> dict:
     return env
 
 
-def _torch_loading(proc, timeout: float = 60.0) -> None:
-    """Wait until the child maps libtorch: gantk's own start-up is running (the interpreter's
-    first ~0.1 s, before any gantk code, is Python's and cannot be guarded)."""
-    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if "libtorch" in maps.read_text():
-                return
-        except OSError:
-            pass
-        time.sleep(0.005)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.4, 1.0, 2.0])
 def test_ctrl_c_at_any_moment_of_start_up_is_one_line(delay, ring_spec, tmp_path):
@@ -55,7 +43,7 @@ def test_ctrl_c_at_any_moment_of_start_up_is_one_line(delay, ring_spec, tmp_path
                              "--out", str(tmp_path / "run"), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    _torch_loading(proc)
+    wait_for_torch_import(proc)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=180)
