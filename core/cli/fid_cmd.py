@@ -105,15 +105,21 @@ def _open(text: str, args: argparse.Namespace, manager: Any, channels: int = 3) 
 def _open_pair(args: argparse.Namespace, manager: Any) -> tuple[Any, Any]:
     """Both sides. Image files are read as RGB, except against a greyscale run or data set in a
     shipped classifier's space (``--features digits|mnist``), where they are read as greyscale
-    like the other side (the classifiers score one channel, or three as Stacked MNIST)."""
+    like the other side (the classifiers score one channel, or three as Stacked MNIST). The
+    other sides are opened first, so each image path is decoded once, with its channels."""
 
-    a, b = _open(args.a, args, manager), _open(args.b, args, manager)
-    if args.features in ("digits", "mnist"):
-        grey = [s for s in (a, b) if s.kind in ("run", "images") and s.identity is None
-                and int(s.info.shape[0]) == 1]
-        if grey:
-            a, b = (_open(t, args, manager, channels=1) if s.kind == "images" and s.identity
-                    else s for t, s in ((args.a, a), (args.b, b)))
+    from ..metrics.fid_inputs import looks_like_run
+
+    def image_path(text: str) -> bool:  # what _open reads as a folder or archive of images
+        path = Path(text).expanduser()
+        return path.exists() and path.suffix.lower() != ".npz" and not looks_like_run(path)
+
+    texts = (args.a, args.b)
+    opened = {t: _open(t, args, manager) for t in texts if not image_path(t)}
+    grey = args.features in ("digits", "mnist") and any(
+        s.kind != "stats" and int(s.info.shape[0]) == 1 for s in opened.values())
+    a, b = (opened[t] if t in opened else _open(t, args, manager, channels=1 if grey else 3)
+            for t in texts)
     return a, b
 
 
